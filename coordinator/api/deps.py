@@ -1,0 +1,89 @@
+"""Request dependencies as `Annotated` aliases. Handlers touch no module globals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.protocol import ErrorCode
+from shared.signing import SigningKey
+
+from coordinator.config import Settings
+from coordinator.errors import DomainError
+from coordinator.kv import KeyValue
+from coordinator.models import Worker
+from coordinator.services.workers import authenticate
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    session_factory: sessionmaker[Session]
+    kv: KeyValue
+    signing_key: SigningKey
+    clock: Callable[[], datetime]
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.arn  # type: ignore[no-any-return]
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_session(state: StateDep) -> Iterator[Session]:
+    session = state.session_factory()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_now(state: StateDep) -> datetime:
+    return state.clock()
+
+
+NowDep = Annotated[datetime, Depends(get_now)]
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def get_current_worker(
+    state: StateDep,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Worker:
+    worker = authenticate(session, credentials.credentials if credentials else None)
+    state.kv.touch(f"worker:{worker.id}", ttl_s=3600)
+    return worker
+
+
+CurrentWorker = Annotated[Worker, Depends(get_current_worker)]
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def limit_ip_writes(request: Request, state: StateDep) -> None:
+    if not state.kv.hit(f"ip:{_client_ip(request)}", limit=state.settings.writes_per_minute_per_ip, window_s=60):
+        raise DomainError(ErrorCode.rate_limited, "too many writes from this address; slow down")
+
+
+def limit_worker_writes(worker: CurrentWorker, state: StateDep) -> Worker:
+    if not state.kv.hit(f"worker:{worker.id}", limit=state.settings.writes_per_minute_per_worker, window_s=60):
+        raise DomainError(ErrorCode.rate_limited, "too many writes from this worker; slow down")
+    return worker
+
+
+WriterWorker = Annotated[Worker, Depends(limit_worker_writes)]
+IpWriteLimit = Depends(limit_ip_writes)

@@ -1,0 +1,27 @@
+"""Server-sent events for live pages: one stream per track, fed through the KV event bus."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from coordinator.api.deps import SessionDep, StateDep
+from coordinator.services.tracks import get_track
+
+router = APIRouter(tags=["events"])
+
+
+@router.get("/tracks/{track_id}/events")
+def events(track_id: str, session: SessionDep, state: StateDep) -> StreamingResponse:
+    get_track(session, track_id)
+    session.close()  # the stream may last hours; don't hold a connection
+
+    def stream() -> Iterator[str]:
+        yield "retry: 5000\n\n"
+        for event in state.kv.subscribe(track_id, timeout_s=15):
+            yield f"data: {json.dumps(event)}\n\n" if event is not None else ": keep-alive\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

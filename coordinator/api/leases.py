@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from shared.protocol import (
+    HeartbeatRequest,
+    HeartbeatResponse,
+    Lease,
+    LeaseKind,
+    LeaseRequest,
+    LeaseResponse,
+    ReleaseRequest,
+    ResultRequest,
+    ResultResponse,
+    VariantRef,
+    VariantStatus,
+)
+
+from coordinator.api.deps import CurrentWorker, NowDep, SessionDep, StateDep, WriterWorker
+from coordinator.errors import DomainError
+from coordinator.models import Lease as LeaseRow
+from coordinator.services import leases as lease_service
+from coordinator.services.results import submit_result
+from coordinator.services.tracks import get_track
+from shared.protocol import ErrorCode
+
+router = APIRouter(prefix="/leases", tags=["leases"])
+
+
+def _lease_out(lease: LeaseRow, *, heartbeat_interval_s: float, time_budget_s: float) -> Lease:
+    variant = lease.variant
+    return Lease(
+        id=lease.id,
+        kind=LeaseKind(lease.kind),
+        track_id=lease.track_id,
+        variant=VariantRef(
+            hash=variant.hash, track_id=variant.track_id, source=variant.source, signature=variant.signature or ""
+        ),
+        seed=lease.seed,
+        deadline=lease.deadline,
+        heartbeat_interval_s=heartbeat_interval_s,
+        time_budget_s=time_budget_s,
+    )
+
+
+@router.post("")
+def request_lease(body: LeaseRequest, worker: WriterWorker, session: SessionDep, state: StateDep, now: NowDep) -> LeaseResponse:
+    settings = state.settings
+    lease = lease_service.assign_lease(
+        session, worker, track_id=body.track_id, now=now, slack_s=settings.lease_slack_s
+    )
+    session.commit()
+    if lease is None:
+        return LeaseResponse(lease=None, retry_after_s=settings.no_work_retry_after_s)
+    track = get_track(session, lease.track_id)
+    state.kv.publish(track.id, {"type": "lease", "kind": lease.kind, "worker": worker.name})
+    return LeaseResponse(
+        lease=_lease_out(lease, heartbeat_interval_s=settings.heartbeat_interval_s, time_budget_s=track.time_budget_s)
+    )
+
+
+@router.post("/{lease_id}/heartbeat")
+def heartbeat(
+    lease_id: str, body: HeartbeatRequest, worker: CurrentWorker, session: SessionDep, state: StateDep, now: NowDep
+) -> HeartbeatResponse:
+    lease = lease_service.get_owned_lease(session, lease_id, worker)
+    deadline = lease_service.heartbeat(session, lease, now=now, slack_s=state.settings.lease_slack_s)
+    session.commit()
+    return HeartbeatResponse(deadline=deadline)
+
+
+@router.post("/{lease_id}/release", status_code=status.HTTP_204_NO_CONTENT)
+def release(lease_id: str, body: ReleaseRequest, worker: WriterWorker, session: SessionDep, now: NowDep) -> Response:
+    lease = lease_service.get_owned_lease(session, lease_id, worker, for_update=True)
+    lease_service.release(session, lease, reason=body.reason, now=now)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{lease_id}/result")
+def result(
+    lease_id: str, body: ResultRequest, worker: WriterWorker, session: SessionDep, state: StateDep, now: NowDep
+) -> ResultResponse:
+    outcome = submit_result(session, worker, lease_id, body, now=now, key=state.signing_key)
+    session.commit()
+    if outcome.policy_violations is not None and not outcome.duplicate:
+        # Recorded as rejected (so the lease is not re-issued), then refused to the sender.
+        raise DomainError(ErrorCode.policy_violation, outcome.policy_violations)
+    if not outcome.duplicate:
+        state.kv.publish(
+            outcome.variant.track_id,
+            {"type": "result", "kind": body.payload.kind.value, "variant": outcome.variant.hash,
+             "status": outcome.variant.status},
+        )
+    return ResultResponse(
+        run_id=outcome.run.id,
+        duplicate=outcome.duplicate,
+        variant_hash=outcome.variant.hash,
+        variant_status=VariantStatus(outcome.variant.status),
+        message=outcome.message,
+    )

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
+
+from shared.protocol import ErrorCode, Leaderboard, ResearchLog, TrackDetail, TrackSummary, VariantDetail, VariantStatus
+
+from coordinator.api.deps import SessionDep, StateDep
+from coordinator.errors import DomainError
+from coordinator.services import views
+from coordinator.services.tracks import get_track, list_tracks, track_asset_hashes
+from coordinator.services.variants import get_variant
+
+router = APIRouter(tags=["tracks"])
+
+
+@router.get("/tracks")
+def tracks(session: SessionDep) -> list[TrackSummary]:
+    return [views.track_summary(session, track) for track in list_tracks(session)]
+
+
+@router.get("/tracks/{track_id}")
+def track(track_id: str, session: SessionDep) -> TrackDetail:
+    return views.track_detail(session, get_track(session, track_id))
+
+
+@router.get("/tracks/{track_id}/assets/{sha256}", response_class=FileResponse)
+def asset(track_id: str, sha256: str, session: SessionDep, state: StateDep) -> FileResponse:
+    # Only a track's own assets are served, so the asset store is not a general file server.
+    if sha256 not in track_asset_hashes(get_track(session, track_id)):
+        raise DomainError(ErrorCode.not_found, f"track {track_id} has no asset {sha256[:12]}")
+    path = state.settings.assets_dir / sha256
+    if not path.is_file():
+        raise DomainError(ErrorCode.internal, f"asset {sha256[:12]} is missing from the asset store")
+    return FileResponse(path, media_type="application/octet-stream", headers={"ETag": f'"{sha256}"'})
+
+
+@router.get("/tracks/{track_id}/leaderboard")
+def leaderboard(track_id: str, session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Leaderboard:
+    return views.leaderboard(session, get_track(session, track_id), limit=limit)
+
+
+@router.get("/tracks/{track_id}/head")
+def head(track_id: str, session: SessionDep) -> VariantDetail:
+    track = get_track(session, track_id)
+    if track.head is None:
+        raise DomainError(ErrorCode.unknown_variant, f"track {track_id} has no head yet")
+    return views.variant_detail(session, track.head)
+
+
+@router.get("/tracks/{track_id}/log")
+def research_log(
+    track_id: str,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+    status: VariantStatus | None = None,
+) -> ResearchLog:
+    return views.research_log(session, get_track(session, track_id), limit=limit, cursor=cursor, status=status)
+
+
+@router.get("/variants/{variant_hash}")
+def variant(variant_hash: str, session: SessionDep, track_id: str | None = None) -> VariantDetail:
+    return views.variant_detail(session, get_variant(session, variant_hash, track_id=track_id))

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from shared.protocol import InfoResponse, RegisterRequest, RegisterResponse
+
+from coordinator import __version__
+from coordinator.api.deps import IpWriteLimit, NowDep, SessionDep, StateDep
+from coordinator.services.workers import register_worker
+
+router = APIRouter(tags=["workers"])
+
+
+@router.get("/info")
+def info(state: StateDep) -> InfoResponse:
+    return InfoResponse(name=state.settings.name, version=__version__, public_key=state.signing_key.public_key)
+
+
+@router.post("/workers", status_code=status.HTTP_201_CREATED, dependencies=[IpWriteLimit])
+def register(body: RegisterRequest, session: SessionDep, state: StateDep, now: NowDep) -> RegisterResponse:
+    worker, token = register_worker(session, body, now=now, max_skew_s=state.settings.registration_max_skew_s)
+    session.commit()
+    return RegisterResponse(worker_id=worker.id, token=token, account=worker.account.name)

@@ -1,0 +1,65 @@
+"""Coordinator settings, read from `ARN_*` environment variables (and a `.env` file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class InsecureSettingsError(ValueError):
+    """A setting that is fine for a laptop demo was left at its default in production."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ARN_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    name: str = "autoresearch-network"
+    data_dir: Path = Path(".arn")
+    # None means a SQLite file under data_dir; use postgresql+psycopg://... in production.
+    database_url: str | None = None
+    # None means in-process stand-ins for rate limits, presence and events (one process only).
+    redis_url: str | None = None
+    # base64 raw Ed25519 private key. Development generates one under data_dir.
+    signing_key: SecretStr | None = None
+
+    # Built-in track.
+    create_builtin_tracks: bool = True
+    cpu_tiny_budget_s: float = 60.0
+    cpu_tiny_quorum: int = 2
+    cpu_tiny_calibration_runs: int = 2
+    cpu_tiny_tolerance: float = 0.1
+
+    # Leases: a lease lives for the budget plus this slack, and each heartbeat renews it.
+    lease_slack_s: float = 300.0
+    heartbeat_interval_s: float = 10.0
+    no_work_retry_after_s: float = 5.0
+    reaper_interval_s: float = 15.0
+
+    registration_max_skew_s: float = 600.0
+    writes_per_minute_per_worker: int = 240
+    writes_per_minute_per_ip: int = 600
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> Settings:
+        if self.env == "production":
+            if self.signing_key is None:
+                raise InsecureSettingsError("ARN_SIGNING_KEY must be set in production")
+            if self.database_url is None or self.database_url.startswith("sqlite"):
+                raise InsecureSettingsError("production needs ARN_DATABASE_URL pointing at PostgreSQL")
+            if self.redis_url is None:
+                raise InsecureSettingsError("production needs ARN_REDIS_URL (replicas share rate limits and events)")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'coordinator.sqlite3').resolve()}"
+
+    @property
+    def assets_dir(self) -> Path:
+        return self.data_dir / "assets"

@@ -1,0 +1,161 @@
+"""Build the FastAPI app: state, middleware, error mapping and routers. Nothing else."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.protocol import API_PREFIX, MAX_BODY_BYTES, ErrorBody, ErrorCode
+
+from coordinator import __version__
+from coordinator.api import events, leases, tracks, web, workers
+from coordinator.api.deps import AppState
+from coordinator.config import Settings
+from coordinator.db import make_engine, make_session_factory
+from coordinator.errors import DomainError
+from coordinator.keys import load_signing_key
+from coordinator.kv import KeyValue, make_kv
+from coordinator.models import utcnow
+from coordinator.services.leases import expire_overdue
+from coordinator.services.tracks import cpu_tiny_params, ensure_cpu_tiny
+
+log = logging.getLogger(__name__)
+
+
+def _error(status: int, code: ErrorCode, message: str, detail: object = None) -> JSONResponse:
+    return JSONResponse(ErrorBody(code=code, message=message, detail=detail).model_dump(mode="json"), status_code=status)
+
+
+class BodySizeLimit:
+    """Refuse request bodies over `limit` bytes before the app reads them."""
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and int(declared) > self.limit:
+            response = _error(413, ErrorCode.body_too_large, f"request body over {self.limit} bytes")
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise DomainError(ErrorCode.body_too_large, f"request body over {self.limit} bytes")
+            return message
+
+        await self.app(scope, counted, send)
+
+
+class Reaper:
+    """Expires overdue leases every few seconds so their work is handed out again. Idempotent."""
+
+    def __init__(self, state: AppState) -> None:
+        self._state = state
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="lease-reaper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._state.settings.reaper_interval_s):
+            try:
+                with self._state.session_factory() as session:
+                    expire_overdue(session, now=self._state.clock())
+                    session.commit()
+            except Exception:  # a passing database error must not kill the reaper
+                log.exception("lease reaper pass failed; retrying next interval")
+
+
+def bootstrap(state: AppState) -> None:
+    """Create the built-in tracks on first start (idempotent)."""
+    settings = state.settings
+    if not settings.create_builtin_tracks:
+        return
+    settings.assets_dir.mkdir(parents=True, exist_ok=True)
+    params = cpu_tiny_params(
+        time_budget_s=settings.cpu_tiny_budget_s,
+        quorum=settings.cpu_tiny_quorum,
+        calibration_runs=settings.cpu_tiny_calibration_runs,
+        tolerance=settings.cpu_tiny_tolerance,
+    )
+    with state.session_factory() as session:
+        ensure_cpu_tiny(session, assets_dir=settings.assets_dir, key=state.signing_key, params=params)
+        session.commit()
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    kv: KeyValue | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    run_reaper: bool = True,
+) -> FastAPI:
+    settings = settings or Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    state = AppState(
+        settings=settings,
+        session_factory=make_session_factory(engine),
+        kv=kv if kv is not None else make_kv(settings.redis_url),
+        signing_key=load_signing_key(settings),
+        clock=clock,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        bootstrap(state)
+        reaper = Reaper(state)
+        if run_reaper:
+            reaper.start()
+        try:
+            yield
+        finally:
+            if run_reaper:
+                reaper.stop()
+            engine.dispose()
+
+    app = FastAPI(title="Autoresearch Network coordinator", version=__version__, lifespan=lifespan)
+    app.state.arn = state
+    app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
+
+    @app.exception_handler(DomainError)
+    async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
+        return _error(exc.status_code, exc.code, exc.message, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        return _error(422, ErrorCode.bad_request, "the request body or parameters are invalid", detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = ErrorCode.not_found if exc.status_code == 404 else ErrorCode.bad_request
+        return _error(exc.status_code, code, str(exc.detail))
+
+    for router in (workers.router, leases.router, tracks.router, events.router):
+        app.include_router(router, prefix=API_PREFIX)
+    app.include_router(web.router)
+    return app

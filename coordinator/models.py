@@ -1,0 +1,202 @@
+"""SQLAlchemy models: accounts, workers, tracks, variants, leases and runs.
+
+Times are stored as UTC. Status and kind columns hold the string values of the enums in
+shared.protocol, so the wire and the database speak the same words.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+
+    workers: Mapped[list[Worker]] = relationship(back_populates="account")
+
+
+class Worker(Base):
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    public_key: Mapped[str] = mapped_column(String(100), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hardware_class: Mapped[str] = mapped_column(String(64), index=True)
+    hardware: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Adaptive replication (BOINC): consecutive valid results; any failure resets it.
+    valid_streak: Mapped[int] = mapped_column(Integer, default=0)
+    invalid_results: Mapped[int] = mapped_column(Integer, default=0)
+    quarantined: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    account: Mapped[Account] = relationship(back_populates="workers", lazy="joined")
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.name} ({self.account.name})"
+
+
+class Track(Base):
+    __tablename__ = "tracks"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    hardware_class: Mapped[str] = mapped_column(String(64), index=True)
+    vocab_size: Mapped[int] = mapped_column(Integer)
+    seq_len: Mapped[int] = mapped_column(Integer)
+    eval_tokens: Mapped[int] = mapped_column(Integer)
+    eval_batch_size: Mapped[int] = mapped_column(Integer)
+    time_budget_s: Mapped[float] = mapped_column(Float)
+    grace_s: Mapped[float] = mapped_column(Float)
+    harness_version: Mapped[str] = mapped_column(String(20))
+    brief: Mapped[str] = mapped_column(Text)
+    # {"train": [sha...], "val": sha, "token_bytes": sha, "tokenizer": sha}
+    assets: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Verification policy.
+    quorum: Mapped[int] = mapped_column(Integer)
+    tolerance: Mapped[float] = mapped_column(Float)
+    calibration_runs: Mapped[int] = mapped_column(Integer)
+    noise_sigma: Mapped[float | None] = mapped_column(Float, nullable=True)
+    baseline_variant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("variants.id", use_alter=True, name="fk_tracks_baseline_variant_id_variants"), nullable=True
+    )
+    head_variant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("variants.id", use_alter=True, name="fk_tracks_head_variant_id_variants"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+
+    head: Mapped[Variant | None] = relationship(foreign_keys=[head_variant_id], post_update=True)
+    baseline: Mapped[Variant | None] = relationship(foreign_keys=[baseline_variant_id], post_update=True)
+
+
+class Variant(Base):
+    __tablename__ = "variants"
+    __table_args__ = (UniqueConstraint("track_id", "hash", name="uq_variants_track_id_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    track_id: Mapped[str] = mapped_column(ForeignKey("tracks.id"), index=True)
+    hash: Mapped[str] = mapped_column(String(64), index=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("variants.id"), nullable=True, index=True)
+    author_worker_id: Mapped[str | None] = mapped_column(ForeignKey("workers.id"), nullable=True, index=True)
+    hypothesis: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    source: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    # The promoted metric: the verifiers' mean (or the calibration mean for a baseline).
+    val_bpb: Mapped[float | None] = mapped_column(Float, nullable=True)
+    claimed_val_bpb: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The head's metric when this variant was judged, so the log shows a stable delta.
+    parent_val_bpb: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    signature: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    parent: Mapped[Variant | None] = relationship(remote_side=[id])
+    author: Mapped[Worker | None] = relationship(lazy="joined")
+
+
+class Lease(Base):
+    __tablename__ = "leases"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    track_id: Mapped[str] = mapped_column(ForeignKey("tracks.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id"), index=True)
+    worker_id: Mapped[str] = mapped_column(ForeignKey("workers.id"), index=True)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    # active -> completed | expired | released
+    state: Mapped[str] = mapped_column(String(20), index=True, default="active")
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    release_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    variant: Mapped[Variant] = relationship(lazy="joined")
+    worker: Mapped[Worker] = relationship(lazy="joined")
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lease_id: Mapped[str] = mapped_column(ForeignKey("leases.id"), unique=True)
+    worker_id: Mapped[str] = mapped_column(ForeignKey("workers.id"), index=True)
+    # The variant that was trained (for explore: the new one, once it exists).
+    variant_id: Mapped[int | None] = mapped_column(ForeignKey("variants.id"), nullable=True, index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    seed: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    val_bpb: Mapped[float | None] = mapped_column(Float, nullable=True)
+    steps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    train_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    env: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    agent: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # sha256 of the canonical signed payload: an identical resend is a duplicate, not a new run.
+    payload_sha256: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+
+    worker: Mapped[Worker] = relationship(lazy="joined")
+    lease: Mapped[Lease] = relationship()

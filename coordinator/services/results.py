@@ -1,0 +1,173 @@
+"""Taking a signed run report for a lease.
+
+Retry, crash and duplicate behaviour: a report is stored in the same transaction that completes
+its lease, so a crash halfway stores neither and the worker's resend is taken as new. An identical
+resend after success (same canonical payload) returns the stored outcome with duplicate=True and
+counts nothing twice. A different report for a completed lease, a report for another worker's or
+an expired lease, and a report whose signature fails are refused with their own codes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.canonical import canonical_json
+from shared.hashing import variant_hash
+from shared.policy import check_source
+from shared.protocol import ErrorCode, LeaseKind, ResultRequest, RunPayload, RunStatus, VariantStatus
+from shared.signing import SignatureError, SigningKey, verify_signature
+
+from coordinator.errors import DomainError
+from coordinator.models import Lease, Run, Track, Variant, Worker
+from coordinator.services import leases as lease_service
+from coordinator.services.tracks import get_track
+from coordinator.services.variants import create_variant, find_variant
+from coordinator.services.verification import judge_claim, record_calibration, record_verification
+
+
+@dataclass
+class ResultOutcome:
+    run: Run
+    variant: Variant
+    duplicate: bool
+    message: str
+    policy_violations: str | None = None
+
+
+def _payload_digest(payload: RunPayload) -> str:
+    return hashlib.sha256(canonical_json(payload.model_dump(mode="json"))).hexdigest()
+
+
+def _check_matches_lease(payload: RunPayload, lease: Lease, worker: Worker) -> None:
+    leased_hash = lease.variant.hash
+    problems = []
+    if payload.lease_id != lease.id:
+        problems.append("lease_id")
+    if payload.worker_id != worker.id:
+        problems.append("worker_id")
+    if payload.track_id != lease.track_id:
+        problems.append("track_id")
+    if payload.kind.value != lease.kind:
+        problems.append("kind")
+    if payload.seed != lease.seed:
+        problems.append("seed")
+    if payload.kind == LeaseKind.explore:
+        if payload.parent_hash != leased_hash:
+            problems.append("parent_hash")
+        if payload.source is None or payload.variant_hash != variant_hash(payload.source):
+            problems.append("variant_hash (must be the sha256 of source)")
+    elif payload.variant_hash != leased_hash:
+        problems.append("variant_hash")
+    if problems:
+        raise DomainError(
+            ErrorCode.payload_mismatch,
+            "the report does not match its lease: " + ", ".join(problems),
+            detail={"fields": problems},
+        )
+
+
+def _run_from(payload: RunPayload, request: ResultRequest, digest: str, worker: Worker) -> Run:
+    metrics = payload.metrics
+    return Run(
+        lease_id=payload.lease_id,
+        worker_id=worker.id,
+        kind=payload.kind.value,
+        seed=payload.seed,
+        status=payload.status.value,
+        reason=payload.reason,
+        val_bpb=metrics.val_bpb,
+        steps=metrics.steps,
+        train_seconds=metrics.train_seconds,
+        metrics=metrics.model_dump(mode="json"),
+        env=payload.env,
+        agent=payload.agent.model_dump(mode="json") if payload.agent else None,
+        payload_sha256=digest,
+        signature=request.signature,
+    )
+
+
+def _explore_variant(
+    session: Session, track: Track, lease: Lease, payload: RunPayload, worker: Worker, key: SigningKey
+) -> tuple[Variant, str | None]:
+    """The variant an explore run produced, created once; returns it and any policy refusal."""
+    assert payload.source is not None  # checked by _check_matches_lease
+    existing = find_variant(session, track_id=track.id, hash_=payload.variant_hash)
+    if existing is not None:
+        return existing, None
+    report = check_source(payload.source)
+    if not report.ok:
+        reason = "refused by policy:\n" + report.summary()
+        variant = create_variant(
+            session, track_id=track.id, source=payload.source, parent=lease.variant, author=worker,
+            hypothesis=payload.hypothesis, status=VariantStatus.rejected, key=key, reason=reason,
+        )
+        return variant, reason
+    if payload.status == RunStatus.ok:
+        status = judge_claim(track, payload.metrics.val_bpb)
+        reason = None
+    else:
+        status = VariantStatus.crashed if payload.status == RunStatus.crashed else VariantStatus.rejected
+        reason = payload.reason
+    variant = create_variant(
+        session, track_id=track.id, source=payload.source, parent=lease.variant, author=worker,
+        hypothesis=payload.hypothesis, status=status, key=key,
+        claimed_val_bpb=payload.metrics.val_bpb, reason=reason,
+    )
+    return variant, None
+
+
+def submit_result(
+    session: Session, worker: Worker, lease_id: str, request: ResultRequest, *, now: datetime, key: SigningKey
+) -> ResultOutcome:
+    payload = request.payload
+    lease = lease_service.get_owned_lease(session, lease_id, worker, for_update=True)
+    _check_matches_lease(payload, lease, worker)
+    try:
+        verify_signature(worker.public_key, payload.model_dump(mode="json"), request.signature)
+    except SignatureError as exc:
+        raise DomainError(ErrorCode.bad_signature, f"run report signature refused: {exc}") from exc
+
+    digest = _payload_digest(payload)
+    if lease.state == lease_service.COMPLETED:
+        stored = session.scalars(select(Run).where(Run.lease_id == lease.id)).one()
+        if stored.payload_sha256 != digest:
+            raise DomainError(
+                ErrorCode.lease_already_reported, f"lease {lease.id} already has a different result"
+            )
+        variant = session.get(Variant, stored.variant_id) if stored.variant_id else lease.variant
+        assert variant is not None
+        return ResultOutcome(run=stored, variant=variant, duplicate=True, message="already recorded")
+    lease_service.ensure_live(lease, now=now)
+
+    track = get_track(session, lease.track_id)
+    run = _run_from(payload, request, digest, worker)
+    violations = None
+    if payload.kind == LeaseKind.explore:
+        variant, violations = _explore_variant(session, track, lease, payload, worker, key)
+    else:
+        variant = lease.variant
+    run.variant_id = variant.id
+    session.add(run)
+    lease.state = lease_service.COMPLETED
+    lease.finished_at = now
+    session.flush()
+
+    if payload.kind == LeaseKind.calibrate:
+        record_calibration(session, track, variant)
+    elif payload.kind == LeaseKind.verify:
+        record_verification(session, track, variant, run, now=now)
+    if run.status == RunStatus.ok.value and payload.kind != LeaseKind.verify:
+        worker.valid_streak += 1
+    session.flush()
+    return ResultOutcome(
+        run=run,
+        variant=variant,
+        duplicate=False,
+        message=f"{payload.kind.value} run recorded; variant is {variant.status}",
+        policy_violations=violations,
+    )

@@ -1,0 +1,85 @@
+"""Variants: creation with the coordinator's signature, lookup by hash, lineage."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.hashing import variant_hash
+from shared.protocol import ErrorCode, VariantStatus
+from shared.signing import SigningKey
+
+from coordinator.errors import DomainError
+from coordinator.keys import variant_signature_payload
+from coordinator.models import Variant, Worker
+
+# Statuses whose source the coordinator vouches for by signing it (the ones it may lease out).
+SIGNED_STATUSES = {VariantStatus.candidate, VariantStatus.verified}
+
+
+def find_variant(session: Session, *, track_id: str, hash_: str) -> Variant | None:
+    return session.scalars(select(Variant).where(Variant.track_id == track_id, Variant.hash == hash_)).one_or_none()
+
+
+def get_variant(session: Session, hash_: str, *, track_id: str | None = None) -> Variant:
+    query = select(Variant).where(Variant.hash == hash_)
+    if track_id is not None:
+        query = query.where(Variant.track_id == track_id)
+    found = list(session.scalars(query))
+    if not found:
+        raise DomainError(ErrorCode.unknown_variant, f"no variant {hash_[:12]}" + (f" on {track_id}" if track_id else ""))
+    if len(found) > 1:
+        tracks = sorted(v.track_id for v in found)
+        raise DomainError(
+            ErrorCode.ambiguous_variant, "this source exists on several tracks; pass track_id", detail={"tracks": tracks}
+        )
+    return found[0]
+
+
+def sign_variant(variant: Variant, key: SigningKey) -> None:
+    variant.signature = key.sign(variant_signature_payload(track_id=variant.track_id, variant_hash=variant.hash))
+
+
+def create_variant(
+    session: Session,
+    *,
+    track_id: str,
+    source: str,
+    parent: Variant | None,
+    author: Worker | None,
+    hypothesis: str | None,
+    status: VariantStatus,
+    key: SigningKey,
+    claimed_val_bpb: float | None = None,
+    reason: str | None = None,
+) -> Variant:
+    variant = Variant(
+        track_id=track_id,
+        hash=variant_hash(source),
+        parent_id=parent.id if parent else None,
+        author_worker_id=author.id if author else None,
+        hypothesis=hypothesis,
+        source=source,
+        status=status.value,
+        claimed_val_bpb=claimed_val_bpb,
+        parent_val_bpb=parent.val_bpb if parent else None,
+        reason=reason,
+    )
+    if status in SIGNED_STATUSES:
+        sign_variant(variant, key)
+    session.add(variant)
+    session.flush()
+    return variant
+
+
+def lineage(session: Session, variant: Variant, *, limit: int = 200) -> list[Variant]:
+    """This variant and its ancestors, newest first."""
+    chain = [variant]
+    current = variant
+    while current.parent_id is not None and len(chain) < limit:
+        parent = session.get(Variant, current.parent_id)
+        if parent is None:
+            break
+        chain.append(parent)
+        current = parent
+    return chain

@@ -1,0 +1,180 @@
+"""Read models: what the leaderboard, the research log and the variant pages show."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.hashing import short_hash
+from shared.protocol import (
+    Leaderboard,
+    LeaderboardEntry,
+    LeaseKind,
+    LogEntry,
+    ResearchLog,
+    RunSummary,
+    TrackDetail,
+    TrackSummary,
+    VariantDetail,
+    VariantStatus,
+)
+
+from coordinator.models import Run, Track, Variant
+from coordinator.services.tracks import track_spec, variant_counts
+from coordinator.services.variants import lineage
+
+
+def track_summary(session: Session, track: Track) -> TrackSummary:
+    counts = variant_counts(session, track.id)
+    head = track.head
+    return TrackSummary(
+        id=track.id,
+        name=track.name,
+        hardware_class=track.hardware_class,
+        time_budget_s=track.time_budget_s,
+        head_hash=head.hash if head else None,
+        head_val_bpb=head.val_bpb if head else None,
+        variants=sum(counts.values()),
+        verified=counts.get(VariantStatus.verified.value, 0),
+    )
+
+
+def track_detail(session: Session, track: Track) -> TrackDetail:
+    baseline = track.baseline
+    return TrackDetail(
+        **track_summary(session, track).model_dump(),
+        spec=track_spec(track).to_json(),
+        brief=track.brief,
+        quorum=track.quorum,
+        tolerance=track.tolerance,
+        noise_sigma=track.noise_sigma,
+        calibration_runs=track.calibration_runs,
+        baseline_hash=baseline.hash if baseline else "",
+        baseline_val_bpb=baseline.val_bpb if baseline else None,
+    )
+
+
+def _author(variant: Variant) -> str | None:
+    return variant.author.display_name if variant.author else None
+
+
+def leaderboard(session: Session, track: Track, *, limit: int = 100) -> Leaderboard:
+    verified = session.scalars(
+        select(Variant)
+        .where(Variant.track_id == track.id, Variant.status == VariantStatus.verified.value, Variant.val_bpb.is_not(None))
+        .order_by(Variant.val_bpb, Variant.id)
+        .limit(limit)
+    )
+    baseline_val = track.baseline.val_bpb if track.baseline else None
+    entries = []
+    for rank, variant in enumerate(verified, start=1):
+        assert variant.val_bpb is not None
+        runs = session.scalars(select(Run.id).where(Run.variant_id == variant.id, Run.kind != LeaseKind.explore.value))
+        entries.append(
+            LeaderboardEntry(
+                rank=rank,
+                hash=variant.hash,
+                short_hash=short_hash(variant.hash),
+                val_bpb=variant.val_bpb,
+                delta_vs_baseline=None if baseline_val is None else variant.val_bpb - baseline_val,
+                author=_author(variant),
+                hypothesis=variant.hypothesis,
+                verified_at=variant.verified_at,
+                runs=len(list(runs)),
+            )
+        )
+    return Leaderboard(
+        track_id=track.id,
+        baseline_hash=track.baseline.hash if track.baseline else "",
+        baseline_val_bpb=baseline_val,
+        entries=entries,
+    )
+
+
+def _encode_cursor(variant: Variant) -> str:
+    return base64.urlsafe_b64encode(str(variant.id).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> int:
+    return int(base64.urlsafe_b64decode(cursor.encode()).decode())
+
+
+def research_log(
+    session: Session,
+    track: Track,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    status: VariantStatus | None = None,
+    since: datetime | None = None,
+) -> ResearchLog:
+    """Every experiment on the track, newest first (the baseline root excluded), paged by cursor."""
+    query = select(Variant).where(Variant.track_id == track.id, Variant.parent_id.is_not(None))
+    if status is not None:
+        query = query.where(Variant.status == status.value)
+    if since is not None:
+        query = query.where(Variant.created_at >= since)
+    if cursor is not None:
+        query = query.where(Variant.id < _decode_cursor(cursor))
+    rows = list(session.scalars(query.order_by(Variant.id.desc()).limit(limit + 1)))
+    page, more = rows[:limit], len(rows) > limit
+    entries = []
+    for variant in page:
+        value = variant.val_bpb if variant.val_bpb is not None else variant.claimed_val_bpb
+        base = variant.parent_val_bpb
+        entries.append(
+            LogEntry(
+                hash=variant.hash,
+                parent_hash=variant.parent.hash if variant.parent else None,
+                hypothesis=variant.hypothesis,
+                status=VariantStatus(variant.status),
+                val_bpb=value,
+                parent_val_bpb=base,
+                delta=None if value is None or base is None else value - base,
+                author=_author(variant),
+                reason=variant.reason,
+                created_at=variant.created_at,
+            )
+        )
+    return ResearchLog(
+        track_id=track.id, entries=entries, next_cursor=_encode_cursor(page[-1]) if more and page else None
+    )
+
+
+def variant_detail(session: Session, variant: Variant) -> VariantDetail:
+    runs = session.scalars(select(Run).where(Run.variant_id == variant.id).order_by(Run.id))
+    return VariantDetail(
+        hash=variant.hash,
+        track_id=variant.track_id,
+        parent_hash=variant.parent.hash if variant.parent else None,
+        lineage=[v.hash for v in lineage(session, variant)],
+        status=VariantStatus(variant.status),
+        hypothesis=variant.hypothesis,
+        author=_author(variant),
+        val_bpb=variant.val_bpb,
+        claimed_val_bpb=variant.claimed_val_bpb,
+        reason=variant.reason,
+        source=variant.source,
+        signature=variant.signature,
+        created_at=variant.created_at,
+        verified_at=variant.verified_at,
+        runs=[
+            RunSummary(
+                id=run.id,
+                kind=LeaseKind(run.kind),
+                worker=run.worker.name,
+                account=run.worker.account.name,
+                seed=run.seed,
+                status=run.status,
+                reason=run.reason,
+                val_bpb=run.val_bpb,
+                steps=run.steps,
+                train_seconds=run.train_seconds,
+                created_at=run.created_at,
+            )
+            for run in runs
+        ],
+    )

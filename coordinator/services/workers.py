@@ -1,0 +1,89 @@
+"""Worker registration and bearer-token authentication."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import datetime
+
+from shared.protocol import ErrorCode, RegisterRequest
+from shared.signing import SignatureError, check_public_key, verify_signature
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from coordinator.errors import DomainError
+from coordinator.models import Account, Worker
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def get_or_create_account(session: Session, name: str) -> Account:
+    account = session.scalars(select(Account).where(Account.name == name)).one_or_none()
+    if account is None:
+        account = Account(name=name)
+        session.add(account)
+        session.flush()
+    return account
+
+
+def register_worker(
+    session: Session, request: RegisterRequest, *, now: datetime, max_skew_s: float
+) -> tuple[Worker, str]:
+    """Register a worker, or rotate the token of one that holds an already-known key.
+
+    The payload is signed by the key being registered (proof of possession) and carries its time,
+    so a captured registration is useless after `max_skew_s`. Re-registering the same key (a worker
+    that lost its token) keeps the worker id and invalidates the old token.
+    """
+    payload = request.payload
+    try:
+        check_public_key(payload.public_key)
+        verify_signature(payload.public_key, payload.model_dump(mode="json"), request.signature)
+    except SignatureError as exc:
+        raise DomainError(ErrorCode.bad_signature, f"registration signature refused: {exc}") from exc
+    skew = abs((now - payload.issued_at).total_seconds())
+    if skew > max_skew_s:
+        raise DomainError(
+            ErrorCode.stale_registration,
+            f"registration was issued {skew:.0f}s away from the coordinator's clock (limit {max_skew_s:.0f}s);"
+            " check this machine's clock",
+        )
+
+    token = secrets.token_urlsafe(32)
+    worker = session.scalars(select(Worker).where(Worker.public_key == payload.public_key)).one_or_none()
+    if worker is not None:
+        if worker.account.name != payload.account:
+            raise DomainError(ErrorCode.forbidden, "this key is registered to another account")
+        worker.token_hash = token_hash(token)
+        worker.name = payload.name
+        worker.hardware = payload.hardware.model_dump(mode="json")
+        worker.hardware_class = payload.hardware.hardware_class
+        session.flush()
+        return worker, token
+
+    account = get_or_create_account(session, payload.account)
+    worker = Worker(
+        id=uuid.uuid4().hex,
+        account_id=account.id,
+        name=payload.name,
+        public_key=payload.public_key,
+        token_hash=token_hash(token),
+        hardware_class=payload.hardware.hardware_class,
+        hardware=payload.hardware.model_dump(mode="json"),
+    )
+    session.add(worker)
+    session.flush()
+    session.refresh(worker)
+    return worker, token
+
+
+def authenticate(session: Session, token: str | None) -> Worker:
+    if not token:
+        raise DomainError(ErrorCode.unauthorized, "missing bearer token; run `worker join URL` to register")
+    worker = session.scalars(select(Worker).where(Worker.token_hash == token_hash(token))).one_or_none()
+    if worker is None:
+        raise DomainError(ErrorCode.unauthorized, "unknown or revoked token; register again")
+    return worker

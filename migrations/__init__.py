@@ -1,0 +1,1 @@
+"""Alembic migrations for the coordinator's database. Run them with `coordinator migrate`."""

@@ -1,0 +1,174 @@
+"""An in-process coordinator (the real ASGI app on a real database) and workers that talk to it."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from coordinator.config import Settings
+from coordinator.kv import LocalKV
+from coordinator.main import create_app
+from coordinator.services.tracks import TrackParams, create_track
+from shared.hashing import variant_hash
+from shared.protocol import HardwareInfo, RegistrationPayload, RunMetrics, RunPayload
+from shared.signing import SigningKey
+from shared.track_spec import TrackAssets
+
+TRACK = "test-track"
+BASELINE = "def train(ctx):\n    raise NotImplementedError  # baseline under test\n"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class Coordinator:
+    client: TestClient
+    clock: FakeClock
+    settings: Settings
+    assets: dict[str, bytes] = field(default_factory=dict)
+
+    def session(self):  # type: ignore[no-untyped-def]
+        return self.client.app.state.arn.session_factory()  # type: ignore[attr-defined]
+
+
+@dataclass
+class Worker:
+    """A volunteer as the API sees it: a key, a token, and signed reports."""
+
+    coordinator: Coordinator
+    name: str
+    account: str
+    key: SigningKey = field(default_factory=SigningKey.generate)
+    worker_id: str = ""
+    token: str = ""
+
+    def register(self) -> Worker:
+        payload = RegistrationPayload(
+            public_key=self.key.public_key,
+            name=self.name,
+            account=self.account,
+            hardware=HardwareInfo(hardware_class="cpu"),
+            issued_at=self.coordinator.clock(),
+        )
+        response = self.coordinator.client.post(
+            "/v1/workers", json={"payload": payload.model_dump(mode="json"), "signature": self.key.sign(payload.model_dump(mode="json"))}
+        )
+        assert response.status_code == 201, response.text
+        body = response.json()
+        self.worker_id, self.token = body["worker_id"], body["token"]
+        return self
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        return self.coordinator.client.post(path, json=body, headers=self.headers)
+
+    def lease(self) -> dict[str, Any] | None:
+        response = self.post("/v1/leases", {"track_id": TRACK})
+        assert response.status_code == 200, response.text
+        return response.json()["lease"]  # type: ignore[no-any-return]
+
+    def report(self, lease: dict[str, Any], *, val_bpb: float | None, source: str | None = None,
+               hypothesis: str | None = None, status: str = "ok") -> RunPayload:
+        explore = lease["kind"] == "explore"
+        new_source = source if source is not None else lease["variant"]["source"] + f"# {lease['id']}\n"
+        return RunPayload(
+            lease_id=lease["id"],
+            worker_id=self.worker_id,
+            track_id=lease["track_id"],
+            kind=lease["kind"],
+            variant_hash=variant_hash(new_source) if explore else lease["variant"]["hash"],
+            parent_hash=lease["variant"]["hash"] if explore else None,
+            source=new_source if explore else None,
+            hypothesis=(hypothesis or "LR 0.004 -> 0.005") if explore else None,
+            seed=lease["seed"],
+            status=status,
+            reason=None if status == "ok" else "train() raised RuntimeError: boom",
+            metrics=RunMetrics(val_bpb=val_bpb, steps=100, tokens=12800, train_seconds=3.0),
+            env={"torch": "test"},
+            finished_at=self.coordinator.clock(),
+        )
+
+    def submit(self, payload: RunPayload, *, signature: str | None = None, lease_id: str | None = None) -> Any:
+        body = payload.model_dump(mode="json")
+        return self.post(
+            f"/v1/leases/{lease_id or payload.lease_id}/result",
+            {"payload": body, "signature": signature or self.key.sign(body)},
+        )
+
+    def run(self, lease: dict[str, Any], val_bpb: float, **kwargs: Any) -> dict[str, Any]:
+        response = self.submit(self.report(lease, val_bpb=val_bpb, **kwargs))
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+
+def _write_asset(directory: Path, data: bytes) -> str:
+    sha = hashlib.sha256(data).hexdigest()
+    (directory / sha).write_bytes(data)
+    return sha
+
+
+@pytest.fixture
+def track_params() -> TrackParams:
+    return TrackParams(
+        id=TRACK, name="Test track", hardware_class="cpu", vocab_size=256, seq_len=32, eval_tokens=1024,
+        eval_batch_size=4, time_budget_s=10.0, grace_s=2.0, quorum=1, tolerance=0.05, calibration_runs=2,
+    )
+
+
+@pytest.fixture
+def coordinator(database_url: str, tmp_path: Path, track_params: TrackParams) -> Iterator[Coordinator]:
+    settings = Settings(
+        data_dir=tmp_path / "data", database_url=database_url, create_builtin_tracks=False, lease_slack_s=60.0,
+    )
+    clock = FakeClock()
+    app = create_app(settings, kv=LocalKV(), clock=clock, run_reaper=False)
+    with TestClient(app) as client:
+        state = app.state.arn
+        settings.assets_dir.mkdir(parents=True, exist_ok=True)
+        blobs = {name: f"{name} bytes".encode() for name in ("train0", "val", "token_bytes", "tokenizer")}
+        shas = {name: _write_asset(settings.assets_dir, data) for name, data in blobs.items()}
+        with state.session_factory() as session:
+            create_track(
+                session, track_params,
+                assets=TrackAssets(train=(shas["train0"],), val=shas["val"], token_bytes=shas["token_bytes"],
+                                   tokenizer=shas["tokenizer"]),
+                key=state.signing_key, brief="Make val_bpb go down.", baseline=BASELINE,
+            )
+            session.commit()
+        yield Coordinator(client=client, clock=clock, settings=settings, assets={shas[k]: v for k, v in blobs.items()})
+
+
+@pytest.fixture
+def make_worker(coordinator: Coordinator):  # type: ignore[no-untyped-def]
+    def make(name: str, account: str) -> Worker:
+        return Worker(coordinator, name, account).register()
+
+    return make
+
+
+def calibrate(workers: list[Worker], values: list[float]) -> None:
+    """Run the head's calibration leases, one value per lease, cycling through the workers."""
+    for i, value in enumerate(values):
+        worker = workers[i % len(workers)]
+        lease = worker.lease()
+        assert lease is not None and lease["kind"] == "calibrate", lease
+        worker.run(lease, value)

@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from coordinator.models import Lease
+from tests.api.conftest import TRACK, Coordinator, calibrate
+
+
+def test_calibration_comes_first_and_sets_the_head_metric_and_noise(coordinator: Coordinator, make_worker) -> None:
+    alice = make_worker("a1", "alice")
+    calibrate([alice], [1.00, 1.02])
+    track = coordinator.client.get(f"/v1/tracks/{TRACK}").json()
+    assert track["head_val_bpb"] == 1.01
+    assert abs(track["noise_sigma"] - 0.0141421) < 1e-6
+    assert alice.lease()["kind"] == "explore"
+
+
+def test_no_exploration_before_the_head_is_measured(coordinator: Coordinator, make_worker) -> None:
+    alice, bob, carol = make_worker("a1", "alice"), make_worker("b1", "bob"), make_worker("c1", "carol")
+    assert alice.lease()["kind"] == "calibrate"
+    assert bob.lease()["kind"] == "calibrate"
+    response = carol.post("/v1/leases", {"track_id": TRACK})
+    assert response.json() == {"lease": None, "retry_after_s": coordinator.settings.no_work_retry_after_s}
+
+
+def test_verify_lease_never_goes_to_author_account(coordinator: Coordinator, make_worker) -> None:
+    alice1, alice2, bob = make_worker("a1", "alice"), make_worker("a2", "alice"), make_worker("b1", "bob")
+    calibrate([alice1], [1.00, 1.00])
+    claim = alice1.run(alice1.lease(), 0.90)
+    assert claim["variant_status"] == "candidate"
+
+    # The author's other machine is never asked to verify its own account's claim...
+    for worker in (alice1, alice2, alice2):
+        lease = worker.lease()
+        assert lease["kind"] == "explore"
+        assert worker.post(f"/v1/leases/{lease['id']}/release", {"reason": "test"}).status_code == 204
+    # ...while another account's worker is.
+    verify = bob.lease()
+    assert (verify["kind"], verify["variant"]["hash"]) == ("verify", claim["variant_hash"])
+
+
+def test_a_candidate_is_promoted_on_the_verifiers_mean_not_the_claim(coordinator: Coordinator, make_worker) -> None:
+    alice, bob = make_worker("a1", "alice"), make_worker("b1", "bob")
+    calibrate([alice], [1.00, 1.00])
+    claim = alice.run(alice.lease(), 0.90)
+    verify = bob.lease()
+    assert verify["kind"] == "verify" and verify["variant"]["hash"] == claim["variant_hash"]
+    assert verify["seed"] != 0
+    assert bob.run(verify, 0.92)["variant_status"] == "verified"
+
+    board = coordinator.client.get(f"/v1/tracks/{TRACK}/leaderboard").json()
+    top = board["entries"][0]
+    assert (top["hash"], top["val_bpb"]) == (claim["variant_hash"], 0.92)
+    assert abs(top["delta_vs_baseline"] - (-0.08)) < 1e-9
+    assert top["author"] == "a1 (alice)"
+    head = coordinator.client.get(f"/v1/tracks/{TRACK}/head").json()
+    assert head["hash"] == claim["variant_hash"]
+    # The next exploration starts from the new head.
+    assert alice.lease()["variant"]["hash"] == claim["variant_hash"]
+
+
+def test_a_claim_the_verifier_cannot_reproduce_is_rejected_and_the_author_loses_trust(
+    coordinator: Coordinator, make_worker
+) -> None:
+    alice, bob = make_worker("a1", "alice"), make_worker("b1", "bob")
+    calibrate([alice], [1.00, 1.00])
+    claim = alice.run(alice.lease(), 0.50)
+    result = bob.run(bob.lease(), 0.99)
+    assert result["variant_status"] == "rejected"
+    detail = coordinator.client.get(f"/v1/variants/{claim['variant_hash']}?track_id={TRACK}").json()
+    assert detail["reason"].startswith("not reproduced: a verifier measured 0.9900 against the claimed 0.5000")
+    assert detail["val_bpb"] is None
+    with coordinator.session() as session:
+        from coordinator.models import Worker as WorkerRow
+
+        assert session.get(WorkerRow, alice.worker_id).valid_streak == 0
+        assert session.get(WorkerRow, alice.worker_id).invalid_results == 1
+
+
+def test_an_improvement_within_seed_noise_is_not_promoted(coordinator: Coordinator, make_worker) -> None:
+    alice, bob = make_worker("a1", "alice"), make_worker("b1", "bob")
+    calibrate([alice], [1.00, 1.04])  # sigma ~0.028: a 1-run mean must beat 1.02 by ~0.057
+    alice.run(alice.lease(), 1.00)
+    result = bob.run(bob.lease(), 1.00)
+    assert result["variant_status"] == "rejected"
+    log = coordinator.client.get(f"/v1/tracks/{TRACK}/log").json()["entries"]
+    assert log[0]["reason"].startswith("no significant improvement")
+
+
+def test_a_claim_no_better_than_the_head_is_discarded_and_never_verified(coordinator: Coordinator, make_worker) -> None:
+    alice, bob = make_worker("a1", "alice"), make_worker("b1", "bob")
+    calibrate([alice], [1.00, 1.00])
+    assert alice.run(alice.lease(), 1.10)["variant_status"] == "discarded"
+    assert bob.lease()["kind"] == "explore"
+
+
+def test_lease_expires_and_its_work_is_reissued(coordinator: Coordinator, make_worker) -> None:
+    alice, bob, carol = make_worker("a1", "alice"), make_worker("b1", "bob"), make_worker("c1", "carol")
+    calibrate([alice], [1.00, 1.00])
+    claim = alice.run(alice.lease(), 0.90)
+    stalled = bob.lease()
+    assert stalled["kind"] == "verify"
+    # Quorum 1 is taken by bob's active lease, so carol explores instead.
+    assert carol.lease()["kind"] == "explore"
+
+    coordinator.clock.advance(10 + 2 + 60 + 1)  # budget + grace + slack, then some
+    reissued = carol.lease()
+    assert reissued["kind"] == "verify" and reissued["variant"]["hash"] == claim["variant_hash"]
+    assert reissued["seed"] != stalled["seed"] or reissued["id"] != stalled["id"]
+
+    late = bob.submit(bob.report(stalled, val_bpb=0.9))
+    assert late.status_code == 410
+    assert late.json()["code"] == "lease_expired"
+    with coordinator.session() as session:
+        assert session.scalars(select(Lease.state).where(Lease.id == stalled["id"])).one() == "expired"
+    assert carol.run(reissued, 0.91)["variant_status"] == "verified"
+
+
+def test_heartbeats_keep_a_long_run_alive(coordinator: Coordinator, make_worker) -> None:
+    alice = make_worker("a1", "alice")
+    lease = alice.lease()
+    for _ in range(4):
+        coordinator.clock.advance(40)
+        response = alice.post(f"/v1/leases/{lease['id']}/heartbeat", {"phase": "training", "step": 3, "loss": 2.5})
+        assert response.status_code == 200, response.text
+    coordinator.clock.advance(40)  # 200 s after issue: past the original 72 s deadline
+    assert alice.run(lease, 1.0)["variant_status"] == "verified"
+
+
+def test_heartbeat_after_expiry_says_lease_expired(coordinator: Coordinator, make_worker) -> None:
+    alice = make_worker("a1", "alice")
+    lease = alice.lease()
+    coordinator.clock.advance(1000)
+    response = alice.post(f"/v1/leases/{lease['id']}/heartbeat", {"phase": "training"})
+    assert response.status_code == 410
+    assert response.json()["code"] == "lease_expired"
+
+
+def test_released_work_is_handed_out_again(coordinator: Coordinator, make_worker) -> None:
+    alice, bob = make_worker("a1", "alice"), make_worker("b1", "bob")
+    first = alice.lease()
+    assert first["kind"] == "calibrate"
+    assert alice.post(f"/v1/leases/{first['id']}/release", {"reason": "agent gave up"}).status_code == 204
+    assert alice.post(f"/v1/leases/{first['id']}/release", {"reason": "again"}).status_code == 204
+    assert bob.lease()["kind"] == "calibrate"
+    assert bob.lease()["kind"] == "calibrate"  # both slots free again: the released one no longer counts
+    late = alice.submit(alice.report(first, val_bpb=1.0))
+    assert late.json()["code"] == "lease_released"
+
+
+def test_a_worker_of_another_hardware_class_is_refused_a_pinned_track(coordinator: Coordinator) -> None:
+    from shared.protocol import HardwareInfo, RegistrationPayload
+    from shared.signing import SigningKey
+
+    key = SigningKey.generate()
+    payload = RegistrationPayload(
+        public_key=key.public_key, name="gpu", account="dave", hardware=HardwareInfo(hardware_class="h100-80gb"),
+        issued_at=coordinator.clock(),
+    ).model_dump(mode="json")
+    token = coordinator.client.post("/v1/workers", json={"payload": payload, "signature": key.sign(payload)}).json()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    response = coordinator.client.post("/v1/leases", json={"track_id": TRACK}, headers=headers)
+    assert response.status_code == 403
+    assert "pinned to hardware class 'cpu'" in response.json()["message"]
+    assert coordinator.client.post("/v1/leases", json={}, headers=headers).json()["lease"] is None

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from shared.protocol import HardwareInfo, RegistrationPayload
+from shared.signing import SigningKey
+from tests.api.conftest import Coordinator, Worker
+
+
+def _registration(coordinator: Coordinator, key: SigningKey, *, skew_s: float = 0, account: str = "alice") -> dict:
+    payload = RegistrationPayload(
+        public_key=key.public_key, name="box", account=account, hardware=HardwareInfo(hardware_class="cpu"),
+        issued_at=coordinator.clock() + timedelta(seconds=skew_s),
+    ).model_dump(mode="json")
+    return {"payload": payload, "signature": key.sign(payload)}
+
+
+def test_info_publishes_the_coordinators_signing_key(coordinator: Coordinator) -> None:
+    body = coordinator.client.get("/v1/info").json()
+    assert body["protocol"] == "v1"
+    assert body["public_key"] == coordinator.client.app.state.arn.signing_key.public_key  # type: ignore[attr-defined]
+
+
+def test_registration_signed_by_another_key_is_refused(coordinator: Coordinator) -> None:
+    body = _registration(coordinator, SigningKey.generate())
+    body["signature"] = SigningKey.generate().sign(body["payload"])
+    response = coordinator.client.post("/v1/workers", json=body)
+    assert response.status_code == 403
+    assert response.json()["code"] == "bad_signature"
+
+
+def test_stale_registration_is_refused_with_a_clock_hint(coordinator: Coordinator) -> None:
+    response = coordinator.client.post("/v1/workers", json=_registration(coordinator, SigningKey.generate(), skew_s=-3600))
+    assert response.status_code == 422
+    assert response.json()["code"] == "stale_registration"
+    assert "clock" in response.json()["message"]
+
+
+def test_reregistering_a_key_keeps_the_worker_and_revokes_the_old_token(coordinator: Coordinator) -> None:
+    worker = Worker(coordinator, "box", "alice").register()
+    old_token, worker_id = worker.token, worker.worker_id
+    worker.register()
+    assert worker.worker_id == worker_id
+    assert worker.token != old_token
+    response = coordinator.client.post("/v1/leases", json={}, headers={"Authorization": f"Bearer {old_token}"})
+    assert response.status_code == 401
+    assert response.json()["code"] == "unauthorized"
+
+
+def test_a_key_cannot_move_to_another_account(coordinator: Coordinator) -> None:
+    key = SigningKey.generate()
+    assert coordinator.client.post("/v1/workers", json=_registration(coordinator, key)).status_code == 201
+    response = coordinator.client.post("/v1/workers", json=_registration(coordinator, key, account="mallory"))
+    assert response.status_code == 403
+    assert response.json()["code"] == "forbidden"
+
+
+def test_requests_without_a_token_are_unauthorized(coordinator: Coordinator) -> None:
+    response = coordinator.client.post("/v1/leases", json={})
+    assert response.status_code == 401
+    assert response.json()["code"] == "unauthorized"

@@ -1,0 +1,45 @@
+"""Where the test suite finds PostgreSQL and Redis, and what happens when they are missing.
+
+With ARN_REQUIRE_SERVICES=1 (CI sets it) a missing service fails the run. Otherwise the tests that
+need it are skipped with the reason, so a laptop without PostgreSQL still runs the rest.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+POSTGRES_URL = os.environ.get("ARN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("ARN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REQUIRED = os.environ.get("ARN_REQUIRE_SERVICES", "") == "1"
+
+
+def _unavailable(what: str, url: str, exc: Exception) -> None:
+    message = f"{what} at {url} is not reachable ({type(exc).__name__}: {exc})"
+    if REQUIRED:
+        pytest.fail(f"{message}; ARN_REQUIRE_SERVICES=1 makes it mandatory", pytrace=False)
+    pytest.skip(f"{message}; set ARN_TEST_POSTGRES_URL / ARN_TEST_REDIS_URL to run these tests")
+
+
+def require_postgres() -> str:
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(POSTGRES_URL)
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("select 1"))
+        engine.dispose()
+    except Exception as exc:
+        _unavailable("PostgreSQL", POSTGRES_URL, exc)
+    return POSTGRES_URL
+
+
+def require_redis() -> str:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
+    except Exception as exc:
+        _unavailable("Redis", REDIS_URL, exc)
+    return REDIS_URL
