@@ -1,0 +1,73 @@
+"""docker-compose.yml cannot be run here (no Docker engine), so check what can be checked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from coordinator.config import Settings
+
+COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def test_compose_has_the_services_of_the_design(compose: dict) -> None:
+    assert set(compose["services"]) == {"postgres", "redis", "migrate", "coordinator", "worker"}
+
+
+def test_the_coordinator_serves_only_after_migrations_and_healthy_stores(compose: dict) -> None:
+    services = compose["services"]
+    assert services["migrate"]["command"] == ["coordinator", "migrate"]
+    assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    coordinator = services["coordinator"]
+    assert "--no-migrate" in coordinator["command"]
+    assert coordinator["depends_on"] == {
+        "migrate": {"condition": "service_completed_successfully"},
+        "redis": {"condition": "service_healthy"},
+    }
+    assert services["worker"]["depends_on"] == {"coordinator": {"condition": "service_healthy"}}
+
+
+def test_every_long_running_service_has_a_healthcheck(compose: dict) -> None:
+    for name in ("postgres", "redis", "coordinator"):
+        assert compose["services"][name]["healthcheck"]["test"], name
+    assert compose["services"]["coordinator"]["healthcheck"]["test"][-1].endswith("/v1/info")
+
+
+def test_the_coordinator_environment_is_a_valid_production_configuration(
+    compose: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    environment = compose["services"]["coordinator"]["environment"]
+    assert environment == compose["services"]["migrate"]["environment"]
+    known = {f"ARN_{name.upper()}" for name in Settings.model_fields}
+    assert set(environment) <= known
+    for name, value in environment.items():
+        substituted = (
+            str(value)
+            .replace("${POSTGRES_PASSWORD}", "pw")
+            .replace("${ARN_SIGNING_KEY:?set ARN_SIGNING_KEY in .env}", "A" * 43 + "=")
+        )
+        monkeypatch.setenv(name, substituted)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.env == "production"
+    assert settings.resolved_database_url.startswith("postgresql+psycopg://arn:pw@postgres:5432/")
+    assert settings.redis_url == "redis://redis:6379/0"
+
+
+def test_production_refuses_insecure_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARN_ENV", "production")
+    with pytest.raises(ValueError, match="ARN_SIGNING_KEY must be set"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_the_gpu_worker_reserves_a_gpu_and_is_opt_in(compose: dict) -> None:
+    worker = compose["services"]["worker"]
+    assert worker["profiles"] == ["gpu"]
+    devices = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["capabilities"] == ["gpu"]
