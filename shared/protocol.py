@@ -275,9 +275,19 @@ class LogEntry(BaseModel):
     created_at: datetime
 
 
+class CompactLogEntry(BaseModel):
+    """A log line for prompts: short hashes, the outcome and the delta, nothing else."""
+
+    hash: str  # first 10 hex digits
+    parent: str | None
+    status: VariantStatus
+    delta: float | None
+    hypothesis: str | None
+
+
 class ResearchLog(BaseModel):
     track_id: str
-    entries: list[LogEntry]
+    entries: list[LogEntry] | list[CompactLogEntry]
     next_cursor: str | None = None
 
 

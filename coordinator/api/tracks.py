@@ -56,9 +56,17 @@ def research_log(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
-    status: VariantStatus | None = None,
+    status: Annotated[VariantStatus | None, Query(description="Only experiments with this outcome.")] = None,
+    lineage: Annotated[
+        str | None, Query(description="Only experiments made from this variant or its ancestors.")
+    ] = None,
+    compact: Annotated[bool, Query(description="Short entries for agent prompts.")] = False,
 ) -> ResearchLog:
-    return views.research_log(session, get_track(session, track_id), limit=limit, cursor=cursor, status=status)
+    track = get_track(session, track_id)
+    lineage_of = get_variant(session, lineage, track_id=track_id) if lineage else None
+    return views.research_log(
+        session, track, limit=limit, cursor=cursor, status=status, lineage_of=lineage_of, compact=compact
+    )
 
 
 @router.get("/variants/{variant_hash}")

@@ -14,6 +14,7 @@ from shared.protocol import (
     LeaderboardEntry,
     LeaseKind,
     LogEntry,
+    CompactLogEntry,
     ResearchLog,
     RunSummary,
     TrackDetail,
@@ -109,38 +110,61 @@ def research_log(
     limit: int = 50,
     cursor: str | None = None,
     status: VariantStatus | None = None,
+    lineage_of: Variant | None = None,
     since: datetime | None = None,
+    compact: bool = False,
 ) -> ResearchLog:
-    """Every experiment on the track, newest first (the baseline root excluded), paged by cursor."""
+    """Every experiment on the track, newest first (the baseline root excluded), paged by cursor.
+
+    `lineage_of` keeps the experiments made from that variant or any of its ancestors: what was
+    already tried along the line an agent is about to extend.
+    """
     query = select(Variant).where(Variant.track_id == track.id, Variant.parent_id.is_not(None))
     if status is not None:
         query = query.where(Variant.status == status.value)
+    if lineage_of is not None:
+        query = query.where(Variant.parent_id.in_([v.id for v in lineage(session, lineage_of)]))
     if since is not None:
         query = query.where(Variant.created_at >= since)
     if cursor is not None:
         query = query.where(Variant.id < _decode_cursor(cursor))
     rows = list(session.scalars(query.order_by(Variant.id.desc()).limit(limit + 1)))
     page, more = rows[:limit], len(rows) > limit
+    next_cursor = _encode_cursor(page[-1]) if more and page else None
+    if compact:
+        return ResearchLog(track_id=track.id, entries=[_compact(v) for v in page], next_cursor=next_cursor)
     entries = []
     for variant in page:
-        value = variant.val_bpb if variant.val_bpb is not None else variant.claimed_val_bpb
-        base = variant.parent_val_bpb
         entries.append(
             LogEntry(
                 hash=variant.hash,
                 parent_hash=variant.parent.hash if variant.parent else None,
                 hypothesis=variant.hypothesis,
                 status=VariantStatus(variant.status),
-                val_bpb=value,
-                parent_val_bpb=base,
-                delta=None if value is None or base is None else value - base,
+                val_bpb=variant.val_bpb if variant.val_bpb is not None else variant.claimed_val_bpb,
+                parent_val_bpb=variant.parent_val_bpb,
+                delta=_delta(variant),
                 author=_author(variant),
                 reason=variant.reason,
                 created_at=variant.created_at,
             )
         )
-    return ResearchLog(
-        track_id=track.id, entries=entries, next_cursor=_encode_cursor(page[-1]) if more and page else None
+    return ResearchLog(track_id=track.id, entries=entries, next_cursor=next_cursor)
+
+
+def _delta(variant: Variant) -> float | None:
+    value = variant.val_bpb if variant.val_bpb is not None else variant.claimed_val_bpb
+    base = variant.parent_val_bpb
+    return None if value is None or base is None else value - base
+
+
+def _compact(variant: Variant) -> CompactLogEntry:
+    return CompactLogEntry(
+        hash=short_hash(variant.hash),
+        parent=short_hash(variant.parent.hash) if variant.parent else None,
+        status=VariantStatus(variant.status),
+        delta=_delta(variant),
+        hypothesis=variant.hypothesis,
     )
 
 

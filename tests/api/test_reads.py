@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from tests.api.conftest import BASELINE, TRACK, Coordinator, calibrate
 
 
@@ -74,3 +76,25 @@ def test_the_html_leaderboard_lists_verified_variants(coordinator: Coordinator, 
     assert "a1 (alice)" in html and "LR 0.004 -&gt; 0.006" in html
     index = coordinator.client.get("/").text
     assert f'href="/tracks/{TRACK}"' in index
+
+
+def test_the_research_log_filters_by_lineage_and_has_a_compact_form(coordinator: Coordinator, make_worker) -> None:
+    alice, bob = make_worker("a1", "alice"), make_worker("b1", "bob")
+    calibrate([alice], [1.0, 1.0])
+    root = coordinator.client.get(f"/v1/tracks/{TRACK}").json()["baseline_hash"]
+    alice.run(alice.lease(), 1.2, hypothesis="from the root")
+    claim = alice.run(alice.lease(), 0.9, hypothesis="better")
+    bob.run(bob.lease(), 0.9)  # promoted: the new head
+    sibling_lease = alice.lease()
+    assert sibling_lease["variant"]["hash"] == claim["variant_hash"]
+    alice.run(sibling_lease, 0.95, hypothesis="from the new head")
+
+    def hypotheses(query: str) -> list[str]:
+        return [e["hypothesis"] for e in coordinator.client.get(f"/v1/tracks/{TRACK}/log?{query}").json()["entries"]]
+
+    assert hypotheses(f"lineage={claim['variant_hash']}") == ["from the new head", "better", "from the root"]
+    assert hypotheses(f"lineage={root}") == ["better", "from the root"]
+    compact = coordinator.client.get(f"/v1/tracks/{TRACK}/log?compact=true&limit=1").json()["entries"]
+    assert compact == [{"hash": compact[0]["hash"], "parent": claim["variant_hash"][:10], "status": "discarded",
+                        "delta": pytest.approx(0.05), "hypothesis": "from the new head"}]
+    assert len(compact[0]["hash"]) == 10
