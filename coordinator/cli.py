@@ -13,7 +13,11 @@ from rich.table import Table
 from coordinator.config import Settings
 from coordinator.db import make_engine, make_session_factory
 
-app = typer.Typer(help="Run and manage an Autoresearch Network coordinator.", no_args_is_help=True)
+app = typer.Typer(
+    help="Run and manage an Autoresearch Network coordinator.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals can hold keys and database passwords
+)
 track_app = typer.Typer(help="List and create tracks.", no_args_is_help=True)
 app.add_typer(track_app, name="track")
 console = Console()
@@ -91,3 +95,85 @@ def track_list(
         head = f"{s.head_val_bpb:.4f}" if s.head_val_bpb is not None else "calibrating"
         table.add_row(s.id, s.hardware_class, f"{s.time_budget_s:.0f} s", head, str(s.verified), str(s.variants))
     console.print(table)
+
+
+def _parse_file(spec: str) -> tuple[str, str]:
+    path, sep, sha = spec.rpartition(":")
+    if not sep or len(sha) != 64:
+        raise typer.BadParameter(f"{spec!r}: expected PATH:SHA256 (64 hex digits)")
+    return path, sha.lower()
+
+
+@track_app.command("create")
+def track_create(
+    track_id: Annotated[str, typer.Argument(help="Track id, e.g. h100-5min.")],
+    hf_repo: Annotated[str, typer.Option(help="Hugging Face dataset repo, e.g. HuggingFaceFW/fineweb-edu.")],
+    revision: Annotated[str, typer.Option(help="The dataset's full 40-character commit id (pins the data).")],
+    file: Annotated[list[str], typer.Option(help="PATH:SHA256 of one parquet file in the repo; repeat for more.")],
+    hardware_class: Annotated[str, typer.Option(help="Hardware class the track is pinned to.")] = "h100-80gb",
+    name: Annotated[str | None, typer.Option(help="Human-readable name (default: the id).")] = None,
+    text_column: Annotated[str, typer.Option(help="Parquet column holding the text.")] = "text",
+    vocab_size: Annotated[int, typer.Option(help="BPE vocabulary size.")] = 8192,
+    seq_len: Annotated[int, typer.Option(help="Sequence length.")] = 2048,
+    eval_tokens: Annotated[int, typer.Option(help="Validation tokens the harness scores.")] = 20 * 524_288,
+    eval_batch_size: Annotated[int, typer.Option(help="Sequences per evaluation batch.")] = 32,
+    budget_s: Annotated[float, typer.Option(help="Training time budget in seconds.")] = 300.0,
+    grace_s: Annotated[float, typer.Option(help="Seconds past the budget before a run is killed.")] = 30.0,
+    quorum: Annotated[int, typer.Option(help="Verify runs needed before promotion.")] = 2,
+    tolerance: Annotated[float, typer.Option(help="Largest |verify - claim| in val_bpb that still agrees.")] = 0.01,
+    calibration_runs: Annotated[int, typer.Option(help="Baseline runs that measure the seed noise.")] = 3,
+    val_fraction: Annotated[float, typer.Option(help="Share of documents held out for validation.")] = 0.01,
+    shard_tokens: Annotated[int, typer.Option(help="Tokens per training shard.")] = 50_000_000,
+    max_docs: Annotated[int | None, typer.Option(help="Use at most this many documents.")] = None,
+    base_url: Annotated[str, typer.Option(help="Dataset host (a mirror serving the same paths).")] = "https://huggingface.co",
+) -> None:
+    """Build a GPU track from a pinned dataset revision: download, check, tokenize, register.
+
+    Example: coordinator track create h100-5min --hf-repo karpathy/climbmix --revision 0123...cdef
+    --file data/shard_000.parquet:9f86...0f00
+    """
+    from coordinator.keys import load_signing_key
+    from coordinator.services.tracks import TrackParams, create_track
+    from coordinator.trackdata import (
+        ParquetFile,
+        ParquetSource,
+        TrackDataError,
+        build_gpu_track_assets,
+        fetch_parquet,
+    )
+
+    settings = _settings()
+    files = [ParquetFile(path=path, sha256=sha) for path, sha in map(_parse_file, file)]
+    source = ParquetSource(repo=hf_repo, revision=revision, files=files, text_column=text_column)
+    session_factory = make_session_factory(make_engine(settings.resolved_database_url))
+    with session_factory() as session:
+        from coordinator.models import Track
+
+        if session.get(Track, track_id) is not None:
+            console.print(f"[red]error:[/red] track {track_id!r} already exists")
+            raise typer.Exit(1)
+    try:
+        with console.status(f"downloading {len(files)} parquet file(s) from {hf_repo}@{revision[:12]}"):
+            paths = fetch_parquet(source, settings.data_dir / "downloads", base_url=base_url)
+        with console.status("training the tokenizer and writing token shards"):
+            built = build_gpu_track_assets(
+                parquet_paths=paths, out_dir=settings.assets_dir, text_column=text_column, vocab_size=vocab_size,
+                val_fraction=val_fraction, shard_tokens=shard_tokens, min_val_tokens=eval_tokens + 1,
+                max_docs=max_docs,
+            )
+    except TrackDataError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    params = TrackParams(
+        id=track_id, name=name or track_id, hardware_class=hardware_class, vocab_size=built.vocab_size,
+        seq_len=seq_len, eval_tokens=eval_tokens, eval_batch_size=eval_batch_size, time_budget_s=budget_s,
+        grace_s=grace_s, quorum=quorum, tolerance=tolerance, calibration_runs=calibration_runs,
+    )
+    with session_factory() as session:
+        create_track(session, params, assets=built.to_track_assets(), key=load_signing_key(settings))
+        session.commit()
+    console.print(
+        f"created track {track_id}: {built.train_tokens:,} train tokens in {len(built.train)} shard(s),"
+        f" {built.val_tokens:,} val tokens, vocab {built.vocab_size}",
+        highlight=False,
+    )

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from shared.signing import SigningKey, b64decode
-
 from coordinator.config import Settings
+from shared.signing import SigningKey, b64decode
 
 
 def load_signing_key(settings: Settings) -> SigningKey:

@@ -14,8 +14,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.protocol import API_PREFIX, MAX_BODY_BYTES, ErrorBody, ErrorCode
-
 from coordinator import __version__
 from coordinator.api import events, leases, tracks, web, workers
 from coordinator.api.deps import AppState
@@ -27,6 +25,7 @@ from coordinator.kv import KeyValue, make_kv
 from coordinator.models import utcnow
 from coordinator.services.leases import expire_overdue
 from coordinator.services.tracks import cpu_tiny_params, ensure_cpu_tiny
+from shared.protocol import API_PREFIX, MAX_BODY_BYTES, ErrorBody, ErrorCode
 
 log = logging.getLogger(__name__)
 

@@ -11,14 +11,13 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.protocol import ErrorCode
-from shared.signing import SigningKey
-
 from coordinator.config import Settings
 from coordinator.errors import DomainError
 from coordinator.kv import KeyValue
 from coordinator.models import Worker
 from coordinator.services.workers import authenticate
+from shared.protocol import ErrorCode
+from shared.signing import SigningKey
 
 
 @dataclass
@@ -31,7 +30,8 @@ class AppState:
 
 
 def get_state(request: Request) -> AppState:
-    return request.app.state.arn  # type: ignore[no-any-return]
+    state: AppState = request.app.state.arn
+    return state
 
 
 StateDep = Annotated[AppState, Depends(get_state)]

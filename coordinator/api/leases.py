@@ -2,7 +2,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
+from coordinator.api.deps import CurrentWorker, NowDep, SessionDep, StateDep, WriterWorker
+from coordinator.errors import DomainError
+from coordinator.models import Lease as LeaseRow
+from coordinator.services import leases as lease_service
+from coordinator.services.results import submit_result
+from coordinator.services.tracks import get_track
 from shared.protocol import (
+    ErrorCode,
     HeartbeatRequest,
     HeartbeatResponse,
     Lease,
@@ -15,14 +22,6 @@ from shared.protocol import (
     VariantRef,
     VariantStatus,
 )
-
-from coordinator.api.deps import CurrentWorker, NowDep, SessionDep, StateDep, WriterWorker
-from coordinator.errors import DomainError
-from coordinator.models import Lease as LeaseRow
-from coordinator.services import leases as lease_service
-from coordinator.services.results import submit_result
-from coordinator.services.tracks import get_track
-from shared.protocol import ErrorCode
 
 router = APIRouter(prefix="/leases", tags=["leases"])
 

@@ -5,13 +5,20 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 
-from shared.protocol import ErrorCode, Leaderboard, ResearchLog, TrackDetail, TrackSummary, VariantDetail, VariantStatus
-
 from coordinator.api.deps import SessionDep, StateDep
 from coordinator.errors import DomainError
 from coordinator.services import views
 from coordinator.services.tracks import get_track, list_tracks, track_asset_hashes
 from coordinator.services.variants import get_variant
+from shared.protocol import (
+    ErrorCode,
+    Leaderboard,
+    ResearchLog,
+    TrackDetail,
+    TrackSummary,
+    VariantDetail,
+    VariantStatus,
+)
 
 router = APIRouter(tags=["tracks"])
 

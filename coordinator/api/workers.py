@@ -2,11 +2,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from shared.protocol import InfoResponse, RegisterRequest, RegisterResponse
-
 from coordinator import __version__
 from coordinator.api.deps import IpWriteLimit, NowDep, SessionDep, StateDep
 from coordinator.services.workers import register_worker
+from shared.protocol import InfoResponse, RegisterRequest, RegisterResponse
 
 router = APIRouter(tags=["workers"])
 

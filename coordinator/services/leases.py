@@ -16,11 +16,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from shared.protocol import ErrorCode, LeaseKind, RunStatus, VariantStatus
-
 from coordinator.errors import DomainError
 from coordinator.models import Lease, Run, Track, Variant, Worker
 from coordinator.services.tracks import get_track
+from shared.protocol import ErrorCode, LeaseKind, RunStatus, VariantStatus
 
 log = logging.getLogger(__name__)
 

@@ -16,18 +16,17 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.canonical import canonical_json
-from shared.hashing import variant_hash
-from shared.policy import check_source
-from shared.protocol import ErrorCode, LeaseKind, ResultRequest, RunPayload, RunStatus, VariantStatus
-from shared.signing import SignatureError, SigningKey, verify_signature
-
 from coordinator.errors import DomainError
 from coordinator.models import Lease, Run, Track, Variant, Worker
 from coordinator.services import leases as lease_service
 from coordinator.services.tracks import get_track
 from coordinator.services.variants import create_variant, find_variant
 from coordinator.services.verification import judge_claim, record_calibration, record_verification
+from shared.canonical import canonical_json
+from shared.hashing import variant_hash
+from shared.policy import check_source
+from shared.protocol import ErrorCode, LeaseKind, ResultRequest, RunPayload, RunStatus, VariantStatus
+from shared.signing import SignatureError, SigningKey, verify_signature
 
 
 @dataclass
@@ -37,6 +36,18 @@ class ResultOutcome:
     duplicate: bool
     message: str
     policy_violations: str | None = None
+
+
+MAX_REASON_LINES = 20
+
+
+def _policy_reason(summary: str) -> str:
+    """The refusal as stored and returned: a hostile file can break thousands of rules at once."""
+    lines = summary.splitlines()
+    shown = lines[:MAX_REASON_LINES]
+    if len(lines) > MAX_REASON_LINES:
+        shown.append(f"... and {len(lines) - MAX_REASON_LINES} more violations")
+    return "refused by policy:\n" + "\n".join(shown)
 
 
 def _payload_digest(payload: RunPayload) -> str:
@@ -101,22 +112,22 @@ def _explore_variant(
         return existing, None
     report = check_source(payload.source)
     if not report.ok:
-        reason = "refused by policy:\n" + report.summary()
+        reason = _policy_reason(report.summary())
         variant = create_variant(
             session, track_id=track.id, source=payload.source, parent=lease.variant, author=worker,
             hypothesis=payload.hypothesis, status=VariantStatus.rejected, key=key, reason=reason,
         )
         return variant, reason
+    outcome_reason: str | None = None
     if payload.status == RunStatus.ok:
         status = judge_claim(track, payload.metrics.val_bpb)
-        reason = None
     else:
         status = VariantStatus.crashed if payload.status == RunStatus.crashed else VariantStatus.rejected
-        reason = payload.reason
+        outcome_reason = payload.reason
     variant = create_variant(
         session, track_id=track.id, source=payload.source, parent=lease.variant, author=worker,
         hypothesis=payload.hypothesis, status=status, key=key,
-        claimed_val_bpb=payload.metrics.val_bpb, reason=reason,
+        claimed_val_bpb=payload.metrics.val_bpb, reason=outcome_reason,
     )
     return variant, None
 

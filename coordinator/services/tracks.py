@@ -10,13 +10,12 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.protocol import ErrorCode, VariantStatus
-from shared.signing import SigningKey
-from shared.track_spec import HARNESS_VERSION, TrackAssets, TrackSpec
-
 from coordinator.errors import DomainError
 from coordinator.models import Track, Variant
 from coordinator.services.variants import create_variant
+from shared.protocol import ErrorCode, VariantStatus
+from shared.signing import SigningKey
+from shared.track_spec import HARNESS_VERSION, TrackAssets, TrackSpec
 
 log = logging.getLogger(__name__)
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.hashing import variant_hash
-from shared.protocol import ErrorCode, VariantStatus
-from shared.signing import SigningKey
-
 from coordinator.errors import DomainError
 from coordinator.keys import variant_signature_payload
 from coordinator.models import Variant, Worker
+from shared.hashing import variant_hash
+from shared.protocol import ErrorCode, VariantStatus
+from shared.signing import SigningKey
 
 # Statuses whose source the coordinator vouches for by signing it (the ones it may lease out).
 SIGNED_STATUSES = {VariantStatus.candidate, VariantStatus.verified}

@@ -14,9 +14,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.protocol import LeaseKind, RunStatus, VariantStatus
-
 from coordinator.models import Run, Track, Variant, Worker
+from shared.protocol import LeaseKind, RunStatus, VariantStatus
 
 QUARANTINE_AFTER_INVALID = 3
 

@@ -8,24 +8,24 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from coordinator.models import Run, Track, Variant
+from coordinator.services.tracks import track_spec, variant_counts
+from coordinator.services.variants import lineage
 from shared.hashing import short_hash
 from shared.protocol import (
+    CompactLogEntry,
     Leaderboard,
     LeaderboardEntry,
     LeaseKind,
     LogEntry,
-    CompactLogEntry,
     ResearchLog,
+    RunStatus,
     RunSummary,
     TrackDetail,
     TrackSummary,
     VariantDetail,
     VariantStatus,
 )
-
-from coordinator.models import Run, Track, Variant
-from coordinator.services.tracks import track_spec, variant_counts
-from coordinator.services.variants import lineage
 
 
 def track_summary(session: Session, track: Track) -> TrackSummary:
@@ -192,7 +192,7 @@ def variant_detail(session: Session, variant: Variant) -> VariantDetail:
                 worker=run.worker.name,
                 account=run.worker.account.name,
                 seed=run.seed,
-                status=run.status,
+                status=RunStatus(run.status),
                 reason=run.reason,
                 val_bpb=run.val_bpb,
                 steps=run.steps,

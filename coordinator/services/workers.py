@@ -7,13 +7,13 @@ import secrets
 import uuid
 from datetime import datetime
 
-from shared.protocol import ErrorCode, RegisterRequest
-from shared.signing import SignatureError, check_public_key, verify_signature
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coordinator.errors import DomainError
 from coordinator.models import Account, Worker
+from shared.protocol import ErrorCode, RegisterRequest
+from shared.signing import SignatureError, check_public_key, verify_signature
 
 
 def token_hash(token: str) -> str:

@@ -1,0 +1,1 @@
+"""The checks, one module per kind of node; each yields the Violations it finds."""

@@ -1,0 +1,123 @@
+"""Start real coordinators and workers as subprocesses, the way volunteers and maintainers do."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+BIN = Path(sys.executable).parent
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], T | None], *, timeout_s: float, what: str, interval_s: float = 0.5) -> T:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, *, sig: int = signal.SIGTERM, timeout_s: float = 20) -> None:
+        if self.popen.poll() is not None:
+            return
+        self.popen.send_signal(sig)
+        try:
+            self.popen.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+
+
+@dataclass
+class Network:
+    root: Path
+    port: int = field(default_factory=free_port)
+    env: dict[str, str] = field(default_factory=dict)
+    processes: list[Process] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "coordinator"
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> Process:
+        log = self.root / f"{name}.log"
+        handle = log.open("ab")
+        popen = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        process = Process(name, popen, log)
+        self.processes.append(process)
+        return process
+
+    def start_coordinator(self, **settings: str) -> Process:
+        env = {**os.environ, "ARN_DATA_DIR": str(self.data_dir), **self.env, **settings}
+        process = self._spawn("coordinator", [str(BIN / "coordinator"), "serve", "--port", str(self.port)], env)
+
+        def up() -> bool:
+            if process.popen.poll() is not None:
+                raise AssertionError(f"coordinator exited:\n{process.output()}")
+            try:
+                return httpx.get(f"{self.url}/v1/info", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, timeout_s=180, what="the coordinator to answer")
+        return process
+
+    def start_worker(self, account: str, *extra: str) -> Process:
+        argv = [
+            str(BIN / "worker"), "join", self.url, "--agent", "offline", "--account", account,
+            "--name", f"{account}-cpu", "--home", str(self.root / f"worker-{account}"), "--threads", "1", "--quiet",
+            *extra,
+        ]
+        return self._spawn(f"worker-{account}", argv, {**os.environ})
+
+    def get(self, path: str) -> Any:
+        response = httpx.get(f"{self.url}{path}", timeout=10)
+        response.raise_for_status()
+        return response.json() if "json" in response.headers.get("content-type", "") else response.text
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Read the coordinator's SQLite database directly (read-only)."""
+        connection = sqlite3.connect(f"file:{self.data_dir / 'coordinator.sqlite3'}?mode=ro", uri=True, timeout=10)
+        try:
+            return connection.execute(sql, params).fetchall()
+        finally:
+            connection.close()
+
+    def logs(self) -> str:
+        return "\n".join(f"===== {p.name}\n{p.output()[-6000:]}" for p in self.processes)
+
+    def stop_all(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()

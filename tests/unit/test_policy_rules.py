@@ -1,0 +1,119 @@
+"""Each refusal code of the static policy, on the smallest source that earns it, and the report."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from shared.policy import CODES, POLICY_VERSION, PolicyReport, Violation, check_source
+
+
+def found(source: str) -> list[tuple[str, int]]:
+    return [(v.code, v.line) for v in check_source(textwrap.dedent(source)).violations]
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        pytest.param("import os\n", [("import_not_allowed", 1)], id="import_not_allowed"),
+        pytest.param("x = 1\nexec('x = 2')\n", [("forbidden_call", 2)], id="forbidden_call"),
+        pytest.param("x = 1\ny = x.__class__\n", [("dunder_access", 2)], id="dunder_access"),
+        pytest.param(
+            "import torch.nn.functional as F\nF.cross_entropy = None\n",
+            [("module_monkeypatch", 2)],
+            id="module_monkeypatch",
+        ),
+        pytest.param(
+            "import torch\ntorch.utils.cpp_extension.load_inline('m', '')\n",
+            [("native_code", 2)],
+            id="native_code",
+        ),
+        pytest.param("import torch\nw = torch.load('w.pt')\n", [("io_access", 2)], id="io_access"),
+        pytest.param("import gc\n", [("harness_access", 1)], id="harness_access"),
+        pytest.param("from math import *\n", [("star_import", 1)], id="star_import"),
+    ],
+)
+def test_the_smallest_offending_source_gets_exactly_its_code_and_line(
+    source: str, expected: list[tuple[str, int]]
+) -> None:
+    assert found(source) == expected
+
+
+def test_a_source_over_the_size_limit_is_refused_before_it_is_parsed() -> None:
+    report = check_source("x = (\n" + "#" * 200, max_bytes=100)  # would not even parse
+    assert report.violations == (Violation("too_large", 1, 0, "the source is 206 bytes; the limit is 100"),)
+
+
+def test_the_size_limit_counts_utf8_bytes_and_is_inclusive() -> None:
+    assert check_source("s = 'é'\n", max_bytes=9).ok  # 9 bytes, 8 characters
+    assert [v.code for v in check_source("s = 'é'\n", max_bytes=8).violations] == ["too_large"]
+
+
+def test_the_default_size_limit_is_256_kib() -> None:
+    at_limit = "#" * (256 * 1024 - 1) + "\n"
+    assert check_source(at_limit).ok
+    assert [v.code for v in check_source(at_limit + "\n").violations] == ["too_large"]
+
+
+def test_nesting_too_deep_for_the_parser_is_refused_as_too_large() -> None:
+    report = check_source("x = " + "-" * 100_000 + "1\n")
+    assert [(v.code, v.message) for v in report.violations] == [
+        ("too_large", "the source is nested too deeply to check")
+    ]
+
+
+def test_a_syntax_error_is_one_clean_violation_with_the_parsers_line() -> None:
+    report = check_source("x = 1\nif x\n    pass\n")
+    assert report.violations == (Violation("syntax_error", 2, 4, "expected ':'"),)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("x = 1\x00\n", "source code string cannot contain null bytes"),
+        ("s = '\udcff'\n", "the source is not valid UTF-8 text"),
+    ],
+    ids=["nul-byte", "lone-surrogate"],
+)
+def test_text_that_python_cannot_read_is_a_syntax_error(source: str, message: str) -> None:
+    assert [(v.code, v.line, v.message) for v in check_source(source).violations] == [
+        ("syntax_error", 1, message)
+    ]
+
+
+def test_summary_has_one_line_per_violation_in_source_order() -> None:
+    report = check_source("import torch\ntorch.save(1, 'w')\nexec('1')\n")
+    assert report.summary() == (
+        "line 2: io_access: `torch.save` writes files\n"
+        "line 3: forbidden_call: call to exec() is not allowed: it runs code built from strings"
+    )
+    assert not report.ok
+
+
+def test_a_passing_report_is_ok_with_an_empty_summary() -> None:
+    report = check_source("import math\nx = math.cos(0.5)\n")
+    assert report == PolicyReport(violations=())
+    assert report.ok
+    assert report.summary() == ""
+
+
+def test_violations_name_the_column_of_the_offending_node() -> None:
+    (violation,) = check_source("import torch\nif True:\n    w = torch.load('w')\n").violations
+    assert (violation.line, violation.col) == (3, 8)
+
+
+def test_the_codes_and_version_are_the_documented_ones() -> None:
+    assert POLICY_VERSION == "1"
+    assert set(CODES) == {
+        "too_large",
+        "syntax_error",
+        "import_not_allowed",
+        "forbidden_call",
+        "dunder_access",
+        "module_monkeypatch",
+        "native_code",
+        "io_access",
+        "harness_access",
+        "star_import",
+    }

@@ -1,0 +1,711 @@
+"""The worker daemon: join a coordinator, then lease, run and report until told to stop.
+
+    join -> loop { check stop -> deliver leftovers -> get a lease -> do it -> report } -> teardown
+
+Doing a lease: check the variant's coordinator signature and hash (refuse and release otherwise),
+fetch the track's data, then either ask the agent for a child, checked by
+worker.agents.checking before any training, and train it (explore), or train the leased source
+unchanged with the lease's seed (verify, calibrate). A lease that cannot be run is released with
+the reason, and the next one waits a little longer (a broken agent must not spin). A background LeaseKeeper
+heartbeats meanwhile; if the coordinator says the lease is gone, the run is aborted and nothing
+is reported. The signed report goes to the outbox before it is sent, so it survives crashes and
+coordinator outages (see worker.outbox).
+
+Shutdown is two-stage. The first SIGINT/SIGTERM stops taking work; the current lease finishes and
+its report is delivered. The second aborts the training child, releases the lease and exits.
+Teardown always tries to deliver what the outbox holds and prints one line of counters.
+
+Every collaborator (client, agent, harness runner, display, stop signal) is passed in, so tests
+drive the loop with a fake runner and a real or fake coordinator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import math
+import re
+import shutil
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from shared.hashing import short_hash, variant_hash
+from shared.protocol import (
+    AgentUsage,
+    ErrorCode,
+    HardwareInfo,
+    HeartbeatRequest,
+    Lease,
+    LeaseKind,
+    LeaseResponse,
+    RegisterRequest,
+    RegistrationPayload,
+    ResultRequest,
+    RunMetrics,
+    RunPayload,
+    RunStatus,
+    VariantRef,
+)
+from shared.signing import SignatureError, SigningKey, verify_signature
+from shared.track_spec import TrackSpec
+from worker import __version__
+from worker.agents.base import Agent, AgentError, Proposal, ProposalContext
+from worker.agents.checking import propose_checked
+from worker.assets import AssetError, AssetStore
+from worker.client import ONCE, ClientError, CoordinatorClient, CoordinatorError, RetryPolicy, TransientError
+from worker.display import Display, ResultRow
+from worker.identity import CoordinatorState, IdentityError, WorkerHome
+from worker.outbox import DeliveryReport, Outbox
+
+if TYPE_CHECKING:
+    from worker.runner import HarnessResult, Progress
+
+HeartbeatPhase = Literal["agent", "training", "evaluating", "reporting"]
+# The runner's progress phases, as heartbeats name them; anything else counts as training.
+_HEARTBEAT_PHASES: dict[str, HeartbeatPhase] = {"evaluating": "evaluating", "reporting": "reporting"}
+LINEAGE_HOPS = 5  # how many ancestors' hypotheses an agent sees
+LOG_ENTRIES = 50  # research-log entries an agent sees
+CONTEXT_READS = RetryPolicy(max_attempts=3, max_elapsed_s=20.0)  # reads an agent can do without
+MAX_FAILURE_PAUSE_S = 300.0
+KEEP_RUN_DIRS = 10  # scratch folders of finished runs kept for a look after the fact
+
+
+class RunHarness(Protocol):
+    """worker.runner.run_harness, or a stand-in with the same keyword arguments."""
+
+    def __call__(
+        self,
+        *,
+        train_py: Path,
+        spec: TrackSpec,
+        data_dir: Path,
+        seed: int,
+        workdir: Path,
+        device: str = ...,
+        threads: int | None = ...,
+        on_progress: Callable[[Progress], None] | None = ...,
+        should_abort: Callable[[], bool] | None = ...,
+        eval_timeout_s: float | None = ...,
+    ) -> HarnessResult: ...
+
+
+class _HandBack(Exception):
+    """This lease will not be run; the message is the reason given when releasing it."""
+
+
+class VariantRefused(Exception):
+    """A leased variant failed the coordinator-signature or content-hash check."""
+
+
+def check_variant(variant: VariantRef, *, track_id: str, coordinator_key: str) -> None:
+    """Raise VariantRefused unless the pinned coordinator signed this exact source for this track."""
+    if variant.track_id != track_id:
+        raise VariantRefused(f"variant belongs to track {variant.track_id!r}, the lease to {track_id!r}")
+    actual = variant_hash(variant.source)
+    if actual != variant.hash:
+        raise VariantRefused(
+            f"source hashes to {short_hash(actual)}, not the claimed {short_hash(variant.hash)}"
+        )
+    try:
+        verify_signature(
+            coordinator_key, {"track_id": variant.track_id, "hash": variant.hash}, variant.signature
+        )
+    except SignatureError as exc:
+        raise VariantRefused(f"the coordinator's signature does not check out ({exc})") from exc
+
+
+def default_name() -> str:
+    return socket.gethostname().split(".")[0] or "worker"
+
+
+def default_account() -> str:
+    # One machine, one account unless told otherwise; --account groups a volunteer's machines.
+    raw = f"{getpass.getuser()}@{default_name()}"
+    return re.sub(r"[^A-Za-z0-9_.@-]", "-", raw)[:100]
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    coordinator_url: str
+    hardware: HardwareInfo
+    name: str | None = None  # None: the registered name, else the host name
+    account: str | None = None  # None: the registered account, else user@host
+    track_id: str | None = None  # None: any track of this hardware class
+    max_experiments: int | None = None
+    device: str = "auto"
+    threads: int | None = None
+    agent_seed: int | None = None  # mixed into the lease's seed for the agent; None: the lease's seed alone
+
+
+@dataclass
+class Counters:
+    leases: int = 0
+    completed: int = 0  # runs reported (accepted, queued or refused)
+    ok: int = 0
+    crashed: int = 0
+    rejected: int = 0
+    released: int = 0  # leases handed back unrun: agent failure, refused variant, missing data
+    lost: int = 0  # leases the coordinator took back mid-run
+    delivered: int = 0
+    refused: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"{self.leases} leases, {self.completed} runs ({self.ok} ok, {self.crashed} crashed,"
+            f" {self.rejected} rejected), {self.released} released, {self.lost} lost,"
+            f" {self.delivered} results delivered, {self.refused} refused"
+        )
+
+
+class StopSignal:
+    """Two-stage shutdown: the first request stops taking work, the second aborts the current run."""
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self.aborting = threading.Event()
+
+    def request(self) -> None:
+        if self.stopping.is_set():
+            self.aborting.set()
+        self.stopping.set()
+
+    def install(self, display: Display) -> Callable[[], None]:
+        """Route SIGINT and SIGTERM to `request`; return a function that restores the old handlers."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def handle(_signum: int, _frame: object) -> None:
+            self.request()
+            if self.aborting.is_set():
+                display.event("aborting the current run and exiting")
+            else:
+                display.event("stopping after the current lease (interrupt again to abort it)")
+
+        previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore
+
+
+class LeaseKeeper:
+    """Heartbeats one lease from a background thread, so a slow coordinator never stalls a run.
+
+    Transient failures are reported once per streak and otherwise ignored: the lease has slack, and
+    the next heartbeat may get through. A definitive refusal (410 lease_expired, a lease no longer
+    ours) sets `lost`, which the run's should_abort reads.
+    """
+
+    def __init__(self, *, client: CoordinatorClient, lease: Lease, display: Display) -> None:
+        self._client = client
+        self._lease = lease
+        self._display = display
+        self._latest = HeartbeatRequest(phase="agent")
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{lease.id[:8]}", daemon=True)
+        self._failing = False
+        self.lost: str | None = None
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=15)
+
+    def update(self, request: HeartbeatRequest) -> None:
+        self._latest = request  # one reference swap: the thread sends whichever is newest
+
+    def _loop(self) -> None:
+        interval = max(0.1, self._lease.heartbeat_interval_s)
+        while not self._done.wait(interval) and self.lost is None:
+            self._beat()
+
+    def _beat(self) -> None:
+        try:
+            self._client.heartbeat(self._lease.id, self._latest)
+        except CoordinatorError as exc:
+            self.lost = f"{exc.code}: {exc.message}"
+            self._display.warning(
+                f"the coordinator took lease {self._lease.id[:8]} back ({self.lost}); aborting it"
+            )
+        except ClientError as exc:
+            if not self._failing:
+                self._display.warning(f"heartbeat failed, the run goes on: {exc}")
+            self._failing = True
+        else:
+            if self._failing:
+                self._display.event("heartbeats are getting through again")
+            self._failing = False
+
+
+def _finite(value: Any) -> Any:
+    """JSON-safe copy: non-finite floats (no JSON spelling) become None, odd objects their str()."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return str(value)
+
+
+def _metrics(raw: dict[str, Any]) -> RunMetrics:
+    known = {name: _finite(raw.get(name)) for name in RunMetrics.model_fields}
+    return RunMetrics.model_validate(known)
+
+
+def _one_line(text: str, limit: int) -> str:
+    line = text.strip().splitlines()[0].strip() if text.strip() else ""
+    return line[:limit]
+
+
+@dataclass(frozen=True)
+class _Track:
+    spec: TrackSpec
+    brief: str
+
+
+class Daemon:
+    def __init__(
+        self,
+        *,
+        client: CoordinatorClient,
+        home: WorkerHome,
+        agent: Agent,
+        run_harness: RunHarness,
+        display: Display,
+        options: DaemonOptions,
+        stop: StopSignal | None = None,
+    ) -> None:
+        self.client = client
+        self.home = home
+        self.agent = agent
+        self.run_harness = run_harness
+        self.display = display
+        self.options = options
+        self.stop = stop or StopSignal()
+        self.counters = Counters()
+        self.outbox = Outbox(home.outbox_dir)
+        self.assets = AssetStore(home.assets_dir)
+        self._key: SigningKey | None = None
+        self._state: CoordinatorState | None = None
+        self._tracks: dict[str, _Track] = {}
+        self._variants: dict[str, tuple[str | None, list[str]]] = {}
+        self._failures = 0  # consecutive leases handed back unrun
+        self._idle_reported = False
+
+    # --- the loop ---------------------------------------------------------------------------------
+
+    def run(self) -> Counters:
+        """Join, then work until stopped or `max_experiments` runs are reported."""
+        restore_signals = self.stop.install(self.display)
+        try:
+            self.join()
+            while not self._should_stop():
+                self._deliver(quiet=True)
+                lease = self._next_lease()
+                if lease is not None:
+                    self._do_lease(lease)
+        finally:
+            self.teardown()
+            restore_signals()
+        return self.counters
+
+    def _should_stop(self) -> bool:
+        limit = self.options.max_experiments
+        return self.stop.stopping.is_set() or (limit is not None and self.counters.completed >= limit)
+
+    def join(self) -> None:
+        """Pin the coordinator's key, register if needed, and deliver results left from last time."""
+        self._key = self.home.signing_key()
+        info = self.client.call(self.client.info)
+        state = self.home.pin_coordinator(self.options.coordinator_url, info.public_key)
+        if self.options.account and state.account and self.options.account != state.account:
+            raise IdentityError(
+                f"this worker joined {state.url} as account {state.account!r}; use --account {state.account}"
+                " or another --home to join as a different account"
+            )
+        self._state = state
+        if self._needs_registration(state):
+            self._register()
+        else:
+            self.client.token = state.token
+        self.display.event(
+            f"joined {info.name} at {state.url} as {state.name} ({state.account}),"
+            f" worker {short_hash(state.worker_id or '')}, hardware {self.options.hardware.hardware_class},"
+            f" agent {self.agent.name}"
+        )
+        self._deliver(quiet=False)
+
+    def teardown(self) -> None:
+        """Deliver what is queued (until a second interrupt), then print the counters."""
+        if self._state is not None and self._state.registered and not self.stop.aborting.is_set():
+            pending = [
+                p for p in self.outbox.pending() if p.request.payload.worker_id == self._state.worker_id
+            ]
+            if pending:
+                self.display.event(
+                    f"delivering {len(pending)} queued result(s) before exit; interrupt to leave them"
+                )
+                self._deliver(quiet=False, forever=True)
+        left = len(self.outbox.pending())
+        if left:
+            self.display.warning(
+                f"{left} result(s) wait in {self.outbox.root}; they are sent at the next start"
+            )
+        self.display.close(f"worker stopped: {self.counters.summary()}")
+
+    # --- registration -----------------------------------------------------------------------------
+
+    def _needs_registration(self, state: CoordinatorState) -> bool:
+        wanted_name = self.options.name or state.name
+        return (
+            not state.registered
+            or wanted_name != state.name
+            or state.hardware_class != self.options.hardware.hardware_class
+        )
+
+    def _register(self) -> None:
+        assert self._key is not None and self._state is not None
+        state = self._state
+        payload = RegistrationPayload(
+            public_key=self._key.public_key,
+            name=self.options.name or state.name or default_name(),
+            account=self.options.account or state.account or default_account(),
+            hardware=self.options.hardware,
+            issued_at=datetime.now(UTC),
+        )
+        request = RegisterRequest(payload=payload, signature=self._key.sign(payload.model_dump(mode="json")))
+        response = self.client.call(lambda: self.client.register(request))
+        state.worker_id, state.token, state.account = response.worker_id, response.token, response.account
+        state.name, state.hardware_class = payload.name, payload.hardware.hardware_class
+        self.home.save_state(state)
+        self.client.token = response.token
+        self.display.event(f"registered with {state.url} as worker {short_hash(response.worker_id)}")
+
+    # --- leases -----------------------------------------------------------------------------------
+
+    def _next_lease(self) -> Lease | None:
+        """A lease, or None after waiting as long as the coordinator asked (or until stopped)."""
+
+        def request() -> LeaseResponse:
+            return self.client.request_lease(self.options.track_id)
+
+        try:
+            response = self.client.call_forever(request, wait=self.stop.stopping.wait)
+        except TransientError:
+            return None  # interrupted by a stop request
+        except CoordinatorError as exc:
+            if exc.code != ErrorCode.unauthorized:
+                raise
+            # The token was revoked or the coordinator lost it: the key still proves who we are.
+            self._register()
+            response = self.client.call_forever(request, wait=self.stop.stopping.wait)
+        if response.lease is None:
+            wait_s = response.retry_after_s if response.retry_after_s is not None else 10.0
+            if not self._idle_reported:
+                self.display.event(f"no work right now; asking every {wait_s:g}s")
+                self._idle_reported = True
+            self.stop.stopping.wait(wait_s)
+            return None
+        self._idle_reported = False
+        return response.lease
+
+    def _do_lease(self, lease: Lease) -> None:
+        self.counters.leases += 1
+        self.display.lease_started(lease)
+        try:
+            with LeaseKeeper(client=self.client, lease=lease, display=self.display) as keeper:
+                result, proposal = self._run_lease(lease, keeper)
+        except _HandBack as exc:
+            self._release(lease, str(exc))
+            self._pause_after_failure(str(exc))
+            return
+        finally:
+            self._prune_run_dirs()
+        self._failures = 0
+        if keeper.lost is not None:
+            self.counters.lost += 1
+            return
+        if self.stop.aborting.is_set():
+            self._release(lease, "the worker was stopped before the run finished")
+            return
+        self._report(lease, result, proposal)
+
+    def _run_lease(self, lease: Lease, keeper: LeaseKeeper) -> tuple[HarnessResult, Proposal | None]:
+        """Prepare and train one lease; raise _HandBack when it should be released unrun."""
+        assert self._state is not None
+        try:
+            check_variant(lease.variant, track_id=lease.track_id, coordinator_key=self._state.public_key)
+        except VariantRefused as exc:
+            self.display.warning(f"REFUSING variant {short_hash(lease.variant.hash)}: {exc}")
+            raise _HandBack(f"variant refused by the worker: {exc}") from exc
+        try:
+            track = self._track(lease.track_id)
+        except (ClientError, AssetError) as exc:
+            raise _HandBack(f"could not prepare track {lease.track_id}: {exc}") from exc
+        proposal = None
+        if lease.kind is LeaseKind.explore:
+            try:
+                proposal = self._propose(lease, track)
+            except AgentError as exc:
+                raise _HandBack(f"agent {self.agent.name} failed: {exc}") from exc
+        if self.stop.aborting.is_set():
+            raise _HandBack("the worker was stopped before the run started")
+        keeper.update(HeartbeatRequest(phase="training", elapsed_s=0.0))
+        source = proposal.source if proposal is not None else lease.variant.source
+        return self._train(lease, source=source, spec=track.spec, keeper=keeper), proposal
+
+    def _pause_after_failure(self, reason: str) -> None:
+        """Wait longer after each lease in a row handed back, so a broken agent does not spin."""
+        self._failures += 1
+        pause = min(MAX_FAILURE_PAUSE_S, 2.0 ** min(self._failures, 10))
+        self.display.warning(f"{reason}; lease released, pausing {pause:.0f}s")
+        self.stop.stopping.wait(pause)
+
+    def _release(self, lease: Lease, reason: str) -> None:
+        self.counters.released += 1
+        try:
+            self.client.call(lambda: self.client.release(lease.id, reason), policy=ONCE)
+        except ClientError as exc:
+            # The lease expires on its own; releasing only hands the work on sooner.
+            self.display.warning(f"could not release lease {lease.id[:8]} ({exc}); it will expire")
+
+    # --- preparing --------------------------------------------------------------------------------
+
+    def _track(self, track_id: str) -> _Track:
+        track = self._tracks.get(track_id)
+        if track is None:
+            detail = self.client.call(lambda: self.client.track(track_id))
+            track = _Track(spec=TrackSpec.from_json(detail.spec), brief=detail.brief)
+            self._tracks[track_id] = track
+        assets = track.spec.assets
+        self.assets.ensure(
+            self.client, track_id=track_id, hashes=[*assets.train, assets.val, assets.token_bytes]
+        )
+        return track
+
+    def _propose(self, lease: Lease, track: _Track) -> Proposal:
+        context = ProposalContext(
+            track_id=lease.track_id,
+            brief=track.brief,
+            parent_hash=lease.variant.hash,
+            parent_source=lease.variant.source,
+            lineage_hypotheses=self._lineage_hypotheses(lease),
+            research_log=self._read_context(
+                lambda: [
+                    e.model_dump(mode="json")
+                    for e in self.client.research_log(lease.track_id, limit=LOG_ENTRIES).entries
+                ]
+            ),
+            leaderboard=self._read_context(
+                lambda: [e.model_dump(mode="json") for e in self.client.leaderboard(lease.track_id).entries]
+            ),
+            seed=self._agent_seed(lease),
+        )
+        self.display.agent_status(
+            f"{self.agent.name} is proposing a child of {short_hash(lease.variant.hash)}"
+        )
+        try:
+            proposal = propose_checked(
+                self.agent,
+                context,
+                is_known=lambda digest: self._is_known(digest, track_id=lease.track_id),
+                on_attempt=lambda attempt, reason: self.display.agent_status(
+                    f"proposal {attempt} refused: {reason}"
+                ),
+            )
+        except AgentError:
+            raise
+        except Exception as exc:
+            # An agent bug must cost one lease, not a daemon that was meant to run for days.
+            raise AgentError(f"the agent raised {type(exc).__name__}: {exc}") from exc
+        hypothesis = _one_line(proposal.hypothesis, 500)
+        self.display.agent_status(f"proposed: {hypothesis}")
+        return dataclasses.replace(proposal, hypothesis=hypothesis)
+
+    def _is_known(self, digest: str, *, track_id: str) -> bool:
+        """Whether the coordinator already has this variant; when it cannot say, assume not."""
+        try:
+            self.client.call(lambda: self.client.variant(digest, track_id=track_id), policy=CONTEXT_READS)
+        except CoordinatorError as exc:
+            if exc.status != 404:
+                self.display.warning(f"could not ask whether {short_hash(digest)} is known: {exc}")
+            return False
+        except ClientError as exc:
+            self.display.warning(f"could not ask whether {short_hash(digest)} is known: {exc}")
+            return False
+        return True
+
+    def _agent_seed(self, lease: Lease) -> int:
+        if self.options.agent_seed is None:
+            return lease.seed
+        return (self.options.agent_seed * 1_000_003 + lease.seed) % 2**63
+
+    def _read_context(self, read: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        try:
+            return self.client.call(read, policy=CONTEXT_READS)
+        except ClientError as exc:
+            self.display.warning(f"the agent works without part of its context: {exc}")
+            return []
+
+    def _lineage_hypotheses(self, lease: Lease) -> list[str]:
+        """The hypotheses of the parent and its nearest ancestors, the parent's first."""
+        try:
+            _, lineage = self._ancestry(lease.variant.hash, track_id=lease.track_id)
+            found = [self._ancestry(h, track_id=lease.track_id)[0] for h in lineage[:LINEAGE_HOPS]]
+        except ClientError as exc:
+            self.display.warning(f"the agent works without the lineage: {exc}")
+            return []
+        return [h for h in found if h]
+
+    def _ancestry(self, variant: str, *, track_id: str) -> tuple[str | None, list[str]]:
+        """(hypothesis, lineage) of a variant; cached, since a variant and its ancestors never change."""
+        if variant not in self._variants:
+            detail = self.client.call(
+                lambda: self.client.variant(variant, track_id=track_id), policy=CONTEXT_READS
+            )
+            self._variants[variant] = (detail.hypothesis, detail.lineage or [variant])
+        return self._variants[variant]
+
+    # --- running ----------------------------------------------------------------------------------
+
+    def _train(self, lease: Lease, *, source: str, spec: TrackSpec, keeper: LeaseKeeper) -> HarnessResult:
+        run_dir = self.home.runs_dir / lease.id
+        shutil.rmtree(run_dir, ignore_errors=True)
+        run_dir.mkdir(parents=True)
+        train_py = run_dir / "train.py"
+        train_py.write_text(source, encoding="utf-8")
+        # The lease carries the budget this run is judged by.
+        spec = dataclasses.replace(spec, time_budget_s=lease.time_budget_s)
+
+        def on_progress(progress: Progress) -> None:
+            keeper.update(
+                HeartbeatRequest(
+                    phase=_HEARTBEAT_PHASES.get(progress.phase, "training"),
+                    step=progress.step,
+                    loss=_finite(progress.loss),
+                    elapsed_s=_finite(progress.elapsed_s),
+                )
+            )
+            self.display.training_progress(
+                step=progress.step,
+                loss=progress.loss,
+                elapsed_s=progress.elapsed_s,
+                time_budget_s=progress.time_budget_s,
+            )
+
+        self.display.training_started(variant_hash=variant_hash(source), time_budget_s=spec.time_budget_s)
+        return self.run_harness(
+            train_py=train_py,
+            spec=spec,
+            data_dir=self.assets.root,
+            seed=lease.seed,
+            workdir=run_dir,
+            device=self.options.device,
+            threads=self.options.threads,
+            on_progress=on_progress,
+            should_abort=lambda: keeper.lost is not None or self.stop.aborting.is_set(),
+        )
+
+    def _prune_run_dirs(self) -> None:
+        if not self.home.runs_dir.is_dir():
+            return
+        runs = sorted(
+            (p for p in self.home.runs_dir.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime
+        )
+        for old in runs[:-KEEP_RUN_DIRS]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    # --- reporting --------------------------------------------------------------------------------
+
+    def _report(self, lease: Lease, result: HarnessResult, proposal: Proposal | None) -> None:
+        assert self._key is not None and self._state is not None and self._state.worker_id is not None
+        explore = proposal is not None
+        payload = RunPayload(
+            lease_id=lease.id,
+            worker_id=self._state.worker_id,
+            track_id=lease.track_id,
+            kind=lease.kind,
+            variant_hash=variant_hash(proposal.source) if proposal is not None else lease.variant.hash,
+            parent_hash=lease.variant.hash if explore else None,
+            source=proposal.source if proposal is not None else None,
+            hypothesis=proposal.hypothesis if proposal is not None else None,
+            seed=lease.seed,
+            status=RunStatus(result.status),
+            reason=result.reason[:2000] if result.reason else None,
+            metrics=_metrics(result.metrics),
+            env=_finite(
+                {
+                    **result.env,
+                    "hardware_class": self.options.hardware.hardware_class,
+                    "worker_version": __version__,
+                }
+            ),
+            agent=self._usage(proposal),
+            finished_at=datetime.now(UTC),
+        )
+        request = ResultRequest(payload=payload, signature=self._key.sign(payload.model_dump(mode="json")))
+        self.outbox.put(lease.id, request)
+        self.counters.completed += 1
+        if payload.status is RunStatus.ok:
+            self.counters.ok += 1
+        elif payload.status is RunStatus.crashed:
+            self.counters.crashed += 1
+        else:
+            self.counters.rejected += 1
+        report = self._deliver(quiet=True)
+        self.display.run_finished(
+            ResultRow(
+                kind=lease.kind.value,
+                track_id=lease.track_id,
+                variant_hash=payload.variant_hash,
+                status=payload.status.value,
+                val_bpb=payload.metrics.val_bpb,
+                outcome=self._outcome(lease.id, report),
+                hypothesis=payload.hypothesis,
+            )
+        )
+
+    def _usage(self, proposal: Proposal | None) -> AgentUsage | None:
+        if proposal is None:
+            return None
+        return proposal.usage or AgentUsage(agent=self.agent.name)
+
+    @staticmethod
+    def _outcome(lease_id: str, report: DeliveryReport) -> str:
+        for delivered_id, response in report.delivered:
+            if delivered_id == lease_id:
+                return response.variant_status.value
+        for refused_id, error in report.refused:
+            if refused_id == lease_id:
+                return f"refused ({error.code})"
+        return "queued in the outbox"
+
+    def _deliver(self, *, quiet: bool, forever: bool = False) -> DeliveryReport:
+        assert self._state is not None
+        report = self.outbox.deliver_all(self.client, forever=forever, worker_id=self._state.worker_id)
+        self.counters.delivered += len(report.delivered)
+        self.counters.refused += len(report.refused)
+        for lease_id, error in report.refused:
+            self.display.warning(
+                f"the coordinator refused the report of lease {lease_id[:8]}: {error};"
+                f" kept in {self.outbox.refused_dir}"
+            )
+        if report.failed and not quiet:
+            self.display.warning(f"{report.remaining} result(s) not delivered yet: {report.failed[0][1]}")
+        elif report.delivered and not quiet:
+            self.display.event(f"delivered {len(report.delivered)} queued result(s)")
+        return report
