@@ -11,7 +11,7 @@ import math
 import statistics
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from coordinator.models import Run, Track, Variant, Worker
@@ -69,8 +69,16 @@ def record_verification(session: Session, track: Track, candidate: Variant, run:
         return  # already decided by an earlier run; this one is kept as a record only
     author = candidate.author
     if run.status != RunStatus.ok.value or run.val_bpb is None:
-        candidate.status = VariantStatus.rejected.value
-        candidate.reason = f"not reproduced: the verify run {run.status} ({run.reason or 'no metric'})"
+        # As in BOINC, an error result decides nothing: it may be the verifier's machine. The slot
+        # is handed to another worker, and only a variant that keeps failing is rejected.
+        failures = session.scalar(
+            select(func.count()).select_from(Run).where(
+                Run.variant_id == candidate.id, Run.kind == LeaseKind.verify.value, Run.status != RunStatus.ok.value
+            )
+        )
+        if int(failures or 0) > track.quorum:
+            candidate.status = VariantStatus.rejected.value
+            candidate.reason = f"not reproduced: {failures} verify runs failed, the last: {run.reason or run.status}"
         session.flush()
         return
     claimed = candidate.claimed_val_bpb

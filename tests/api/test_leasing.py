@@ -163,3 +163,17 @@ def test_a_worker_of_another_hardware_class_is_refused_a_pinned_track(coordinato
     assert response.status_code == 403
     assert "pinned to hardware class 'cpu'" in response.json()["message"]
     assert coordinator.client.post("/v1/leases", json={}, headers=headers).json()["lease"] is None
+
+
+def test_a_crashed_verify_run_is_reissued_and_only_repeated_crashes_reject(coordinator: Coordinator, make_worker) -> None:
+    alice, bob, carol = make_worker("a1", "alice"), make_worker("b1", "bob"), make_worker("c1", "carol")
+    calibrate([alice], [1.00, 1.00])
+    claim = alice.run(alice.lease(), 0.90)
+    # A crash may be the verifier's machine: it decides nothing, and the slot goes to someone else.
+    assert bob.run(bob.lease(), None, status="crashed")["variant_status"] == "candidate"  # type: ignore[arg-type]
+    verify = carol.lease()
+    assert (verify["kind"], verify["variant"]["hash"]) == ("verify", claim["variant_hash"])
+    # More failures than the quorum: the variant itself is the problem.
+    assert carol.run(verify, None, status="crashed")["variant_status"] == "rejected"  # type: ignore[arg-type]
+    detail = coordinator.client.get(f"/v1/variants/{claim['variant_hash']}?track_id={TRACK}").json()
+    assert detail["reason"].startswith("not reproduced: 2 verify runs failed")
