@@ -6,10 +6,13 @@ exit non-zero; they never show a traceback. That mapping lives in `_user_errors`
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -21,6 +24,8 @@ from worker.identity import DEFAULT_HOME
 if TYPE_CHECKING:
     from worker.agents.base import Agent
     from worker.display import Display
+    from worker.localrun import LocalRunResult
+    from worker.sandbox import SandboxReport
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -29,6 +34,35 @@ class Device(StrEnum):
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
+
+
+class OfflineStrategy(StrEnum):
+    """The names in worker.agents.offline.STRATEGIES (a test keeps the two in step)."""
+
+    guided = "guided"
+    random = "random"
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    """The `worker join` options that configure agents; each agent reads only its own."""
+
+    offline_strategy: str = OfflineStrategy.guided.value
+    command: str | None = None  # --agent-cmd
+    command_timeout_s: float = 1800.0
+    model: str | None = None  # None: the claude agent's default
+    max_usd_per_day: float | None = None
+
+    def ignored_by(self, agent: str) -> list[str]:
+        """The options given on the command line that `agent` does not use, as flags."""
+        given = {
+            "--agent-cmd": ("command", self.command is not None),
+            "--agent-timeout": ("command", self.command_timeout_s != AgentOptions.command_timeout_s),
+            "--model": ("claude", self.model is not None),
+            "--max-usd-per-day": ("claude", self.max_usd_per_day is not None),
+            "--offline-strategy": ("offline", self.offline_strategy != AgentOptions.offline_strategy),
+        }
+        return [flag for flag, (owner, is_set) in given.items() if is_set and owner != agent]
 
 
 @app.callback()
@@ -62,9 +96,17 @@ def _user_errors() -> Iterator[None]:
         raise _fail(str(exc)) from None
 
 
-def _build_agent(requested: str, *, home: Path, display: Display) -> Agent:
-    """The agent asked for, or the one it falls back to (said on screen), wired to the display."""
-    from worker.agents.base import make_agent
+def _warn_if_incomplete(report: SandboxReport) -> bool:
+    """Print the sandbox's warning block to stderr when a layer is missing; True if it did."""
+    block = report.warning_block()
+    if block is not None:
+        typer.secho(block, err=True, fg=typer.colors.YELLOW, bold=True)
+    return block is not None
+
+
+def build_agent(requested: str, *, options: AgentOptions, home: Path, display: Display) -> Agent:
+    """The agent asked for, or the one it falls back to (said on screen), built with its options."""
+    from worker.agents.base import AgentError, make_agent
 
     name = requested
     if requested == "claude":
@@ -73,9 +115,26 @@ def _build_agent(requested: str, *, home: Path, display: Display) -> Agent:
         name, fallback = choose_agent(requested, os.environ)
         if fallback:
             display.warning(fallback)
+    for flag in options.ignored_by(name):
+        display.warning(f"{flag} does not apply to agent {name!r}; ignored")
     if name == "claude":
         # Its spend ledger lives in the worker's home; its retry notices go to the screen.
-        return make_agent(name, home=home, status_callback=display.agent_status)
+        chosen = {"model": options.model} if options.model else {}
+        return make_agent(
+            name,
+            home=home,
+            status_callback=display.agent_status,
+            max_usd_per_day=options.max_usd_per_day,
+            **chosen,
+        )
+    if name == "command":
+        if not options.command:
+            raise AgentError(
+                "agent 'command' needs --agent-cmd, the command line that runs your coding agent once"
+            )
+        return make_agent(name, command=options.command, timeout_s=options.command_timeout_s)
+    if name == "offline":
+        return make_agent(name, strategy=options.offline_strategy)
     return make_agent(name)
 
 
@@ -117,6 +176,32 @@ def join(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Plain lines for key events only, no live display.")
     ] = False,
+    offline_strategy: Annotated[
+        OfflineStrategy,
+        typer.Option(
+            help="How the offline agent picks a change: guided (learns from the research log) or random."
+        ),
+    ] = OfflineStrategy.guided,
+    agent_cmd: Annotated[
+        str | None,
+        typer.Option(help="For --agent command: the command line that runs your coding-agent CLI once."),
+    ] = None,
+    agent_timeout: Annotated[
+        float,
+        typer.Option(
+            min=1, help="For --agent command: seconds one proposal may take before the command is killed."
+        ),
+    ] = AgentOptions.command_timeout_s,
+    model: Annotated[
+        str | None, typer.Option(help="For --agent claude: the model to ask (default: claude-sonnet-5-5).")
+    ] = None,
+    max_usd_per_day: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="For --agent claude: stop asking the model once its estimated spend today (UTC) reaches this.",
+        ),
+    ] = None,
 ) -> None:
     """Join a coordinator and work until stopped: Ctrl-C once finishes the current run, twice aborts it.
 
@@ -127,6 +212,7 @@ def join(
     from worker.display import make_display
     from worker.hardware import probe
     from worker.identity import WorkerHome, normalize_url
+    from worker.sandbox import Sandbox
 
     with _user_errors():
         url = normalize_url(url)
@@ -142,7 +228,18 @@ def join(
             except ImportError as exc:
                 raise _fail(f"this installation has no training runner ({exc})") from None
             display = make_display(quiet=quiet)
-            chosen_agent = _build_agent(agent, home=worker_home.root, display=display)
+            sandbox = Sandbox.detect(device=device.value)
+            if not _warn_if_incomplete(sandbox.report):
+                active = ", ".join(layer.name for layer in sandbox.report.layers if layer.active)
+                display.event(f"sandbox: {active} (see worker doctor)")
+            agent_options = AgentOptions(
+                offline_strategy=offline_strategy.value,
+                command=agent_cmd,
+                command_timeout_s=agent_timeout,
+                model=model,
+                max_usd_per_day=max_usd_per_day,
+            )
+            chosen_agent = build_agent(agent, options=agent_options, home=worker_home.root, display=display)
             stop = StopSignal()
 
             def on_retry(error: TransientError, delay_s: float) -> None:
@@ -165,13 +262,159 @@ def join(
                     client=client,
                     home=worker_home,
                     agent=chosen_agent,
-                    run_harness=run_harness,
+                    run_harness=functools.partial(run_harness, sandbox=sandbox),
                     display=display,
                     options=options,
                     stop=stop,
                 ).run()
         finally:
             worker_home.unlock()
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="The train.py to run.")],
+    coordinator: Annotated[
+        str, typer.Option(help="The coordinator that serves the track, e.g. http://127.0.0.1:8000.")
+    ],
+    track: Annotated[str, typer.Option(help="The track to run it on, e.g. cpu-tiny.")],
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (status, layer, code, reason, metrics).")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed for the initialisation and the data order.")] = 1,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="CPU threads for training (default: torch's choice).")
+    ] = None,
+    device: Annotated[
+        Device, typer.Option(help="Where to train: auto picks CUDA when present.")
+    ] = Device.auto,
+    home: Annotated[
+        Path, typer.Option(help="Worker folder whose data cache holds the track's files (shared with join).")
+    ] = DEFAULT_HOME,
+) -> None:
+    """Run one train.py exactly as a lease runs it: static policy, sandbox, harness and probes.
+
+    The track's spec and data come from the coordinator (cached and hash-checked). Prints the
+    metrics, or which layer refused the file and its stable code. Exit status 0 only for a valid run.
+
+    Example: worker run train.py --coordinator http://127.0.0.1:8000 --track cpu-tiny --json
+    """
+    from datetime import datetime
+
+    from shared.hashing import short_hash, variant_hash
+    from shared.track_spec import TrackSpec
+    from worker.assets import AssetStore
+    from worker.client import CoordinatorClient
+    from worker.display import make_display
+    from worker.identity import WorkerHome, normalize_url
+    from worker.localrun import run_local
+    from worker.runner import Progress
+    from worker.sandbox import Sandbox
+
+    with _user_errors():
+        url = normalize_url(coordinator)
+        try:
+            source = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _fail(f"cannot read {file}: {exc}") from None
+        worker_home = WorkerHome(home)
+        worker_home.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with CoordinatorClient(url) as client:
+            detail = client.call(lambda: client.track(track))
+            spec = TrackSpec.from_json(detail.spec)
+            assets = AssetStore(worker_home.assets_dir)
+            assets.ensure(
+                client, track_id=track, hashes=[*spec.assets.train, spec.assets.val, spec.assets.token_bytes]
+            )
+    sandbox = Sandbox.detect(device=device.value)
+    _warn_if_incomplete(sandbox.report)
+    digest = variant_hash(source)
+    workdir = worker_home.runs_dir / f"local-{datetime.now():%Y%m%d-%H%M%S}-{short_hash(digest)}"
+    display = None if json_output else make_display()
+
+    started = False
+
+    def on_progress(progress: Progress) -> None:
+        nonlocal started
+        if display is None:
+            return
+        if not started:  # said here, not before run_local: the policy may refuse the file first
+            display.training_started(variant_hash=digest, time_budget_s=spec.time_budget_s)
+            started = True
+        display.training_progress(
+            step=progress.step,
+            loss=progress.loss,
+            elapsed_s=progress.elapsed_s,
+            time_budget_s=progress.time_budget_s,
+        )
+
+    result = run_local(
+        source=source,
+        spec=spec,
+        data_dir=assets.root,
+        seed=seed,
+        workdir=workdir,
+        device=device.value,
+        threads=threads,
+        sandbox=sandbox.config,
+        on_progress=on_progress,
+    )
+    log = workdir / "harness.log"
+    if json_output:
+        summary = {k: v for k, v in result.to_json().items() if k != "log_tail"}
+        summary |= {"variant_hash": digest, "track_id": track, "seed": seed}
+        summary["log"] = str(log) if log.exists() else None
+        typer.echo(json.dumps(summary, sort_keys=True))
+    elif display is not None:
+        display.close(_describe_result(result, log=log))
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def _describe_result(result: LocalRunResult, *, log: Path) -> str:
+    log_line = f"\nlog: {log}" if log.exists() else ""
+    if result.ok:
+        metrics = result.metrics
+        return (
+            f"ok: val_bpb {metrics.get('val_bpb'):.4f} after {metrics.get('steps')} steps"
+            f" ({metrics.get('train_seconds') or 0:.1f}s of training){log_line}"
+        )
+    stopped_by = f" by the {result.layer} layer" if result.layer else ""
+    return f"{result.status}{stopped_by} ({result.code}): {result.reason}{log_line}"
+
+
+@app.command()
+def doctor(
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object with the sandbox layers and the hardware.")
+    ] = False,
+    device: Annotated[
+        Device, typer.Option(help="The device runs would use: auto picks CUDA when present.")
+    ] = Device.auto,
+) -> None:
+    """Show which sandbox layers this machine enforces on other people's code, and its hardware class.
+
+    A layer is active, unavailable (and why), skipped where it does not apply, or off.
+
+    Example: worker doctor --json
+    """
+    from worker.hardware import probe
+    from worker.sandbox import detect_report
+
+    try:
+        hardware = probe(device.value)
+    except RuntimeError as exc:
+        raise _fail(str(exc)) from None
+    report = detect_report(device=device.value)
+    if json_output:
+        typer.echo(json.dumps({"sandbox": report.to_json(), "hardware": hardware.model_dump(mode="json")}))
+        return
+    typer.echo("sandbox")
+    for line in report.lines():
+        typer.echo(f"  {line}")
+    typer.echo("hardware")
+    for key, value in hardware.model_dump(mode="json").items():
+        typer.echo(f"  {key:<15}{value}")
+    _warn_if_incomplete(report)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -319,10 +319,12 @@ class CoordinatorClient:
     def track(self, track_id: str) -> TrackDetail:
         return self._parse(TrackDetail, self._request("GET", f"/tracks/{track_id}"))
 
-    def research_log(self, track_id: str, *, limit: int = 50) -> ResearchLog:
-        return self._parse(
-            ResearchLog, self._request("GET", f"/tracks/{track_id}/log", params={"limit": limit})
-        )
+    def research_log(self, track_id: str, *, limit: int = 50, lineage: str | None = None) -> ResearchLog:
+        """The newest experiments; with `lineage`, only those made from that variant or its ancestors."""
+        params: dict[str, Any] = {"limit": limit}
+        if lineage is not None:
+            params["lineage"] = lineage
+        return self._parse(ResearchLog, self._request("GET", f"/tracks/{track_id}/log", params=params))
 
     def leaderboard(self, track_id: str) -> Leaderboard:
         return self._parse(Leaderboard, self._request("GET", f"/tracks/{track_id}/leaderboard"))

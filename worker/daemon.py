@@ -5,7 +5,9 @@
 Doing a lease: check the variant's coordinator signature and hash (refuse and release otherwise),
 fetch the track's data, then either ask the agent for a child, checked by
 worker.agents.checking before any training, and train it (explore), or train the leased source
-unchanged with the lease's seed (verify, calibrate). A lease that cannot be run is released with
+unchanged with the lease's seed (verify, calibrate). Training goes through worker.localrun, as
+`worker run` does: the static policy again, then the sandboxed harness; a variant the policy
+refuses is reported "rejected" without a process being started for it. A lease that cannot be run is released with
 the reason, and the next one waits a little longer (a broken agent must not spin). A background LeaseKeeper
 heartbeats meanwhile; if the coordinator says the lease is gone, the run is aborted and nothing
 is reported. The signed report goes to the outbox before it is sent, so it survives crashes and
@@ -32,8 +34,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 from shared.hashing import short_hash, variant_hash
 from shared.protocol import (
@@ -57,42 +58,26 @@ from shared.track_spec import TrackSpec
 from worker import __version__
 from worker.agents.base import Agent, AgentError, Proposal, ProposalContext
 from worker.agents.checking import propose_checked
+from worker.agents.pricing import describe_usage
 from worker.assets import AssetError, AssetStore
 from worker.client import ONCE, ClientError, CoordinatorClient, CoordinatorError, RetryPolicy, TransientError
 from worker.display import Display, ResultRow
 from worker.identity import CoordinatorState, IdentityError, WorkerHome
+from worker.localrun import LocalRunResult, RunHarness, run_local
 from worker.outbox import DeliveryReport, Outbox
 
 if TYPE_CHECKING:
-    from worker.runner import HarnessResult, Progress
+    from worker.runner import Progress
 
 HeartbeatPhase = Literal["agent", "training", "evaluating", "reporting"]
 # The runner's progress phases, as heartbeats name them; anything else counts as training.
 _HEARTBEAT_PHASES: dict[str, HeartbeatPhase] = {"evaluating": "evaluating", "reporting": "reporting"}
 LINEAGE_HOPS = 5  # how many ancestors' hypotheses an agent sees
-LOG_ENTRIES = 50  # research-log entries an agent sees
+LOG_ENTRIES = 50  # the most recent research-log entries network-wide an agent sees
+LINEAGE_LOG_ENTRIES = 200  # and the experiments made from the parent or its ancestors
 CONTEXT_READS = RetryPolicy(max_attempts=3, max_elapsed_s=20.0)  # reads an agent can do without
 MAX_FAILURE_PAUSE_S = 300.0
 KEEP_RUN_DIRS = 10  # scratch folders of finished runs kept for a look after the fact
-
-
-class RunHarness(Protocol):
-    """worker.runner.run_harness, or a stand-in with the same keyword arguments."""
-
-    def __call__(
-        self,
-        *,
-        train_py: Path,
-        spec: TrackSpec,
-        data_dir: Path,
-        seed: int,
-        workdir: Path,
-        device: str = ...,
-        threads: int | None = ...,
-        on_progress: Callable[[Progress], None] | None = ...,
-        should_abort: Callable[[], bool] | None = ...,
-        eval_timeout_s: float | None = ...,
-    ) -> HarnessResult: ...
 
 
 class _HandBack(Exception):
@@ -444,7 +429,7 @@ class Daemon:
             return
         self._report(lease, result, proposal)
 
-    def _run_lease(self, lease: Lease, keeper: LeaseKeeper) -> tuple[HarnessResult, Proposal | None]:
+    def _run_lease(self, lease: Lease, keeper: LeaseKeeper) -> tuple[LocalRunResult, Proposal | None]:
         """Prepare and train one lease; raise _HandBack when it should be released unrun."""
         assert self._state is not None
         try:
@@ -504,16 +489,12 @@ class Daemon:
             parent_hash=lease.variant.hash,
             parent_source=lease.variant.source,
             lineage_hypotheses=self._lineage_hypotheses(lease),
-            research_log=self._read_context(
-                lambda: [
-                    e.model_dump(mode="json")
-                    for e in self.client.research_log(lease.track_id, limit=LOG_ENTRIES).entries
-                ]
-            ),
+            research_log=self._research_log(lease),
             leaderboard=self._read_context(
                 lambda: [e.model_dump(mode="json") for e in self.client.leaderboard(lease.track_id).entries]
             ),
             seed=self._agent_seed(lease),
+            hardware_class=track.spec.hardware_class,
         )
         self.display.agent_status(
             f"{self.agent.name} is proposing a child of {short_hash(lease.variant.hash)}"
@@ -533,7 +514,8 @@ class Daemon:
             # An agent bug must cost one lease, not a daemon that was meant to run for days.
             raise AgentError(f"the agent raised {type(exc).__name__}: {exc}") from exc
         hypothesis = _one_line(proposal.hypothesis, 500)
-        self.display.agent_status(f"proposed: {hypothesis}")
+        cost = describe_usage(proposal.usage)
+        self.display.agent_status(f"proposed: {hypothesis}" + (f" [{cost}]" if cost else ""))
         return dataclasses.replace(proposal, hypothesis=hypothesis)
 
     def _is_known(self, digest: str, *, track_id: str) -> bool:
@@ -561,6 +543,28 @@ class Daemon:
             self.display.warning(f"the agent works without part of its context: {exc}")
             return []
 
+    def _research_log(self, lease: Lease) -> list[dict[str, Any]]:
+        """What was tried from the parent and its ancestors, plus the newest experiments anywhere.
+
+        The lineage part is what an agent needs to avoid repeats and to follow what worked on the
+        line it extends, however old; the recent part shows what others are trying right now.
+        Deduplicated by hash, newest first.
+        """
+
+        def read(**filters: Any) -> list[dict[str, Any]]:
+            return self._read_context(
+                lambda: [
+                    e.model_dump(mode="json")
+                    for e in self.client.research_log(lease.track_id, **filters).entries
+                ]
+            )
+
+        lineage = read(limit=LINEAGE_LOG_ENTRIES, lineage=lease.variant.hash)
+        recent = read(limit=LOG_ENTRIES)
+        merged = {entry["hash"]: entry for entry in [*lineage, *recent]}
+        # ISO timestamps from one coordinator sort as text; the sort is stable for equal ones.
+        return sorted(merged.values(), key=lambda entry: str(entry.get("created_at") or ""), reverse=True)
+
     def _lineage_hypotheses(self, lease: Lease) -> list[str]:
         """The hypotheses of the parent and its nearest ancestors, the parent's first."""
         try:
@@ -582,12 +586,10 @@ class Daemon:
 
     # --- running ----------------------------------------------------------------------------------
 
-    def _train(self, lease: Lease, *, source: str, spec: TrackSpec, keeper: LeaseKeeper) -> HarnessResult:
+    def _train(self, lease: Lease, *, source: str, spec: TrackSpec, keeper: LeaseKeeper) -> LocalRunResult:
         run_dir = self.home.runs_dir / lease.id
         shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.mkdir(parents=True)
-        train_py = run_dir / "train.py"
-        train_py.write_text(source, encoding="utf-8")
         # The lease carries the budget this run is judged by.
         spec = dataclasses.replace(spec, time_budget_s=lease.time_budget_s)
 
@@ -608,8 +610,8 @@ class Daemon:
             )
 
         self.display.training_started(variant_hash=variant_hash(source), time_budget_s=spec.time_budget_s)
-        return self.run_harness(
-            train_py=train_py,
+        return run_local(
+            source=source,
             spec=spec,
             data_dir=self.assets.root,
             seed=lease.seed,
@@ -618,6 +620,7 @@ class Daemon:
             threads=self.options.threads,
             on_progress=on_progress,
             should_abort=lambda: keeper.lost is not None or self.stop.aborting.is_set(),
+            run_harness=self.run_harness,
         )
 
     def _prune_run_dirs(self) -> None:
@@ -631,7 +634,7 @@ class Daemon:
 
     # --- reporting --------------------------------------------------------------------------------
 
-    def _report(self, lease: Lease, result: HarnessResult, proposal: Proposal | None) -> None:
+    def _report(self, lease: Lease, result: LocalRunResult, proposal: Proposal | None) -> None:
         assert self._key is not None and self._state is not None and self._state.worker_id is not None
         explore = proposal is not None
         payload = RunPayload(

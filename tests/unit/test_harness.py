@@ -164,17 +164,18 @@ def train(ctx):
     [
         (
             "return self.logit.expand(*idx.shape, -1)[..., :-1]",
-            "logits have shape (8, 64, 255); expected (8, 64, 256) = (batch, seq_len, vocab_size)",
+            "probe output_shape: logits have shape (8, 64, 255); expected (8, 64, 256) = (batch, seq_len, vocab_size)",
         ),
         (
             "return torch.zeros(*idx.shape, 256, dtype=torch.int64)",
-            "logits have dtype torch.int64; expected a floating-point dtype",
+            "probe output_dtype: logits have dtype torch.int64; expected a floating-point dtype",
         ),
         (
             "return self.logit.expand(*idx.shape, -1) * float('nan')",
-            "logits contain non-finite values (NaN or inf)",
+            "probe finite_logits: logits contain non-finite values (NaN or inf), the first at"
+            " (row, position, token) (0, 0, 0)",
         ),
-        ("return (self.logit,)", "model returned tuple, not a tensor of logits"),
+        ("return (self.logit,)", "probe output_shape: model returned tuple, not a tensor of logits"),
     ],
     ids=["wrong-shape", "integer-dtype", "nan", "not-a-tensor"],
 )
@@ -318,8 +319,11 @@ def test_cli_writes_the_result_and_prints_the_summary_block(
     ]
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["status"] == "ok"
-    assert set(result["env"]) == {"python", "torch", "triton", "numpy", "device_name", "cuda", "threads"}
+    assert set(result["env"]) == {
+        "python", "torch", "triton", "numpy", "device_name", "cuda", "threads", "probe_seconds",
+    }  # fmt: skip
     assert result["env"]["threads"] == 1
+    assert 0 < result["env"]["probe_seconds"] < result["metrics"]["eval_seconds"]
 
 
 def test_cli_exits_2_without_a_result_when_the_data_is_missing(

@@ -2,7 +2,7 @@
 
 Example:
     python -m worker.harness --train-py train.py --spec spec.json --data-dir data --seed 1 \\
-        --device auto --threads 2 --result result.json --progress-fd 3
+        --device auto --threads 2 --result result.json --progress-fd 3 --val-fd 4
 
 Exit status 0 whenever the result file was written, whatever the run's status; 2 when the run
 could not start (bad arguments, unreadable data, no GPU), with the reason on stderr.
@@ -34,6 +34,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
     parser.add_argument("--result", type=Path, required=True, help="where to write the result JSON")
     parser.add_argument("--progress-fd", type=int, default=None, help="inherited fd for JSON-line progress")
+    parser.add_argument(
+        "--val-fd",
+        type=int,
+        default=None,
+        help="inherited fd that carries the val shard's .npy bytes once training has finished"
+        " (default: read it from --data-dir)",
+    )
     return parser.parse_args(argv)
 
 
@@ -52,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
         threads=args.threads,
         progress_fd=args.progress_fd,
+        val_fd=args.val_fd,
     )
     try:
         outcome = run(config)

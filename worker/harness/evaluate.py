@@ -2,20 +2,24 @@
 
 The windows are fixed by the track: consecutive, non-overlapping `seq_len` windows from the start
 of the val shard, exactly `eval_tokens` targets in all (the last window is cut short by masking).
-Cross-entropy is taken in float32 from the model's logits, whatever dtype it computed in.
+Cross-entropy is taken in float32 from the model's logits, whatever dtype it computed in. Every
+forward gets the full `batch_size` rows (a short last batch is padded with copies of its own
+windows, which are not scored), so a compiled model sees one shape and runs the same kernels for
+every batch: the probes compare passes bit for bit.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from worker.harness.probes import Probe, check_logits
+from worker.harness.contract import score_positions
+from worker.harness.probes import Probe, ScoredBatch
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,7 @@ class EvalScore:
     val_bpb: float  # total nats / (ln 2 * total UTF-8 bytes of the counted targets)
     tokens: int  # counted targets: special tokens (0 bytes) are left out
     bytes: int
+    probe_seconds: float = 0.0  # of the evaluation, the time the probes took (their own forwards)
 
 
 @dataclass(frozen=True)
@@ -66,28 +71,36 @@ def evaluate(
     """Score `model`; raise ContractViolation if its output or a probe breaks the contract."""
     batches = list(eval_batches(val_tokens, seq_len=seq_len, eval_tokens=eval_tokens, batch_size=batch_size))
     bytes_per_token = torch.from_numpy(np.asarray(token_bytes, dtype=np.int64)).to(device)
-    first_x = torch.from_numpy(batches[0].x).to(device)
     nats = torch.zeros((), dtype=torch.float64, device=device)
     counted_bytes = torch.zeros((), dtype=torch.int64, device=device)
     counted_tokens = torch.zeros((), dtype=torch.int64, device=device)
+    first: ScoredBatch | None = None
     model.eval()
     with torch.no_grad():
+        probe_started = time.perf_counter()
         for probe in probes:
-            probe.before_eval(model, first_x)
+            probe.before_eval(model)
+        probe_seconds = time.perf_counter() - probe_started
         for batch in batches:
-            x = torch.from_numpy(batch.x).to(device)
-            y = torch.from_numpy(batch.y).to(device)
-            logits = check_logits(model(x), batch=x.shape[0], seq_len=seq_len, vocab_size=vocab_size)
-            token_nats = F.cross_entropy(
-                logits.float().reshape(-1, vocab_size), y.reshape(-1), reduction="none"
-            ).view_as(y)  # (B, T)
+            x = torch.from_numpy(pad_rows(batch.x, batch_size)).to(device)  # (B, T)
+            y = torch.from_numpy(pad_rows(batch.y, batch_size)).to(device)  # (B, T)
+            token_nats = score_positions(model, x, y, vocab_size=vocab_size)  # (B, T)
+            if first is None:
+                first = ScoredBatch(x=x, y=y, nats=token_nats)
+            scored = np.zeros((batch_size, seq_len), dtype=bool)
+            scored[: len(batch.scored)] = batch.scored  # padding rows are never scored
             target_bytes = bytes_per_token[y]  # (B, T)
-            counted = torch.from_numpy(batch.scored).to(device) & (target_bytes > 0)
+            counted = torch.from_numpy(scored).to(device) & (target_bytes > 0)
             nats += token_nats[counted].sum(dtype=torch.float64)
             counted_bytes += target_bytes[counted].sum()
             counted_tokens += counted.sum()
+        assert first is not None, "eval_batches yields at least one batch"
+        probe_started = time.perf_counter()
         for probe in probes:
-            probe.after_eval(model, first_x)
+            probe.after_eval(model, first)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        probe_seconds += time.perf_counter() - probe_started
     total_nats, total_bytes, total_tokens = float(nats), int(counted_bytes), int(counted_tokens)
     if total_bytes == 0:
         raise ValueError("the eval windows hold no scorable tokens (all have 0 bytes)")
@@ -96,4 +109,10 @@ def evaluate(
         val_bpb=total_nats / (math.log(2) * total_bytes),
         tokens=total_tokens,
         bytes=total_bytes,
+        probe_seconds=probe_seconds,
     )
+
+
+def pad_rows(rows: np.ndarray, batch_size: int) -> np.ndarray:
+    """`rows` (n, T), n <= batch_size, repeated cyclically to (batch_size, T)."""
+    return rows if len(rows) == batch_size else np.resize(rows, (batch_size, rows.shape[1]))

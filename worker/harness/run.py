@@ -23,8 +23,10 @@ import torch
 from shared.data_format import read_token_bytes, read_tokens
 from shared.track_spec import TrackSpec
 from worker.harness.context import TrainBatches, TrainClock, TrainContext
-from worker.harness.evaluate import evaluate, val_tokens_needed
-from worker.harness.probes import ContractViolation, Probe
+from worker.harness.contract import ContractViolation
+from worker.harness.evaluate import evaluate
+from worker.harness.modelstate import count_parameters
+from worker.harness.probes import standard_probes
 from worker.harness.progress import ProgressChannel
 from worker.harness.result import (
     CRASHED,
@@ -35,6 +37,8 @@ from worker.harness.result import (
     environment,
     peak_memory_bytes,
 )
+from worker.harness.torch_state import TorchSettings
+from worker.harness.val_shard import load_val_shard
 
 # The variant's module name, as `train.py` would have if run from its own folder.
 VARIANT_MODULE = "train"
@@ -60,7 +64,7 @@ class HarnessConfig:
     device: str  # "cpu", "cuda" or "auto"
     threads: int | None
     progress_fd: int | None
-    probes: tuple[Probe, ...] = ()
+    val_fd: int | None = None  # where the val shard's bytes arrive after training; None: from data_dir
 
 
 def resolve_device(requested: str) -> str:
@@ -103,6 +107,7 @@ def run(config: HarnessConfig) -> HarnessOutcome:
     seed_everything(config.seed)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    settings = TorchSettings.capture()  # as evaluation needs them, before the variant can change any
 
     progress = ProgressChannel(config.progress_fd)
     clock = TrainClock(spec.time_budget_s)
@@ -119,6 +124,7 @@ def run(config: HarnessConfig) -> HarnessOutcome:
     )
     metrics = Metrics()
     outcome = HarnessOutcome(status=OK, reason=None, metrics=metrics)
+    probe_seconds: float | None = None
     try:
         progress.emit("train_started", time_budget_s=spec.time_budget_s)
         clock.start()
@@ -131,11 +137,13 @@ def run(config: HarnessConfig) -> HarnessOutcome:
             metrics.steps, metrics.tokens = ctx.steps, ctx.tokens
             progress.flush_progress()
             progress.emit("train_finished", train_seconds=round(metrics.train_seconds, 3))
-        metrics.num_params = sum(p.numel() for p in model.parameters())
+        metrics.num_params = count_parameters(model)
 
         val_tokens = open_val_shard(config)
         started = time.monotonic()
         try:
+            settings.restore(device=device)
+            seed_everything(config.seed)  # a model that draws random numbers in eval draws the same ones
             score = evaluate(
                 model,
                 val_tokens=val_tokens,
@@ -145,7 +153,7 @@ def run(config: HarnessConfig) -> HarnessOutcome:
                 eval_tokens=spec.eval_tokens,
                 batch_size=spec.eval_batch_size,
                 device=device,
-                probes=config.probes,
+                probes=standard_probes(vocab_size=spec.vocab_size),
             )
         except ContractViolation as exc:
             raise RunFailed(REJECTED, str(exc)) from exc
@@ -155,27 +163,22 @@ def run(config: HarnessConfig) -> HarnessOutcome:
             metrics.eval_seconds = time.monotonic() - started
             progress.emit("eval_finished")
         metrics.val_bpb, metrics.val_loss = score.val_bpb, score.val_loss
+        probe_seconds = score.probe_seconds
     except RunFailed as failure:
         outcome.status, outcome.reason = failure.status, failure.reason
     metrics.peak_memory_bytes = peak_memory_bytes(device)
     outcome.env = environment(device=device, threads=torch.get_num_threads())
+    # Not a RunMetrics field: what the integrity probes cost, for the cost benchmark and the curious.
+    outcome.env["probe_seconds"] = probe_seconds
     return outcome
 
 
 def open_val_shard(config: HarnessConfig) -> np.ndarray:
-    """Opened only once train() has returned: the val shard is never reachable while the variant trains."""
-    spec = config.spec
+    """Read only once train() has returned: the val shard is never reachable while the variant trains."""
     try:
-        tokens = read_tokens(config.data_dir / spec.assets.val)
+        return load_val_shard(config.spec, data_dir=config.data_dir, val_fd=config.val_fd)
     except (OSError, ValueError) as exc:
         raise HarnessSetupError(f"cannot read the val shard: {exc}") from exc
-    needed = val_tokens_needed(seq_len=spec.seq_len, eval_tokens=spec.eval_tokens)
-    if len(tokens) < needed:
-        raise HarnessSetupError(
-            f"the val shard holds {len(tokens)} tokens; {spec.eval_tokens} targets in windows of"
-            f" {spec.seq_len} need {needed}"
-        )
-    return tokens
 
 
 def train_variant(train_py: Path, ctx: TrainContext) -> torch.nn.Module:
