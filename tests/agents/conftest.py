@@ -84,6 +84,31 @@ RESEARCH_LOG: list[dict[str, Any]] = [
     },
 ]
 LINEAGE = ["Double the batch size to 16", "Add an output head bias"]
+LEADERBOARD: list[dict[str, Any]] = [
+    {
+        "rank": 1,
+        "hash": "b" * 64,
+        "short_hash": "b" * 10,
+        "val_bpb": 1.30,
+        "delta_vs_baseline": -0.05,
+        "author": "gpu-3 (bo)",
+        "hypothesis": "Double the batch size to 16",
+        "verified_at": "2026-11-19T11:00:00Z",
+        "runs": 3,
+    },
+    {
+        "rank": 2,
+        "hash": "a" * 64,
+        "short_hash": "a" * 10,
+        "val_bpb": 1.35,
+        "delta_vs_baseline": 0.0,
+        "author": None,
+        "hypothesis": None,
+        "verified_at": None,
+        "runs": 2,
+    },
+]
+AUTHORS = ("gpu-3 (bo)", "gpu-7 (ada)")  # in the log and leaderboard; never sent to a model
 
 
 def make_context(**overrides: Any) -> ProposalContext:
@@ -94,7 +119,7 @@ def make_context(**overrides: Any) -> ProposalContext:
         "parent_source": PARENT_SOURCE,
         "lineage_hypotheses": list(LINEAGE),
         "research_log": [dict(entry) for entry in RESEARCH_LOG],
-        "leaderboard": [],
+        "leaderboard": [dict(entry) for entry in LEADERBOARD],
         "seed": 7,
     }
     values.update(overrides)

@@ -11,6 +11,7 @@ import pytest
 
 from shared.protocol import AgentUsage
 from tests.agents.conftest import (
+    AUTHORS,
     CHILD_SOURCE,
     PARENT_SOURCE,
     FakeMessagesAPI,
@@ -79,6 +80,8 @@ def assert_sends_the_prompt(request: RecordedRequest, *, model: str, tool_choice
     assert "rejected    +0.0100  Use a cosine learning-rate decay to zero" in text_of(digest)
     assert "[not reproduced: verifiers measured +0.0100]" in text_of(digest)
     assert "- Double the batch size to 16 (-0.0200)" in text_of(digest)
+    assert "1. bbbbbbbbbb val_bpb 1.3000 (-0.0500 vs baseline)  Double the batch size to 16" in text_of(digest)
+    assert not any(author in json.dumps(body) for author in AUTHORS)
     assert "cache_control" not in ask
     assert "(seed 7)" in text_of(ask)
 

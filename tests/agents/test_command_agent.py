@@ -67,6 +67,8 @@ def test_a_good_edit_comes_back_with_the_hypothesis_from_hypothesis_txt(
     log = (seen / "research_log.md").read_text()
     assert "rejected    +0.0100  Use a cosine learning-rate decay to zero" in log
     assert "1. Double the batch size to 16\n2. Add an output head bias" in log
+    assert "1. bbbbbbbbbb val_bpb 1.3000 (-0.0500 vs baseline)  Double the batch size to 16" in log
+    assert "gpu-3 (bo)" not in log
     assert list((tmp_path / "workspaces").iterdir()) == []  # the scratch workspace is gone
 
 

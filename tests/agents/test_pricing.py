@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from worker.agents.pricing import FALLBACK_PRICE, PRICES, SpendLedger, estimate_cost_usd, price_for
+from shared.protocol import AgentUsage
+from worker.agents.pricing import (
+    FALLBACK_PRICE,
+    PRICES,
+    SpendLedger,
+    describe_usage,
+    estimate_cost_usd,
+    price_for,
+)
 
 
 def test_dated_and_suffixed_model_ids_find_their_row_by_longest_prefix() -> None:
@@ -83,3 +91,23 @@ def test_a_ledger_without_a_file_keeps_its_totals_in_memory() -> None:
     ledger.record(0.25)
 
     assert ledger.spent_today() == pytest.approx(0.5)
+
+
+def test_the_usage_line_names_tokens_cache_replies_and_cost_and_is_empty_without_a_model() -> None:
+    usage = AgentUsage(
+        agent="claude",
+        model="claude-sonnet-4-6",
+        input_tokens=2400,
+        output_tokens=1600,
+        cache_read_tokens=3000,
+        cache_write_tokens=3000,
+        cost_usd=0.05,
+        attempts=2,
+    )
+
+    assert describe_usage(usage) == (
+        "claude-sonnet-4-6: 2,400 in (+6,000 cache: 3,000 read) / 1,600 out tokens, 2 replies, ~$0.0500"
+    )
+    assert describe_usage(AgentUsage(agent="offline", model="strategy:guided")) == ""
+    assert describe_usage(AgentUsage(agent="command", model="mycli")) == ""
+    assert describe_usage(None) == ""

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.agents.conftest import RESEARCH_LOG
-from worker.agents.prompting import exploration_focus, lineage_text, one_line, research_log_digest
+from tests.agents.conftest import LEADERBOARD, RESEARCH_LOG
+from worker.agents.prompting import (
+    exploration_focus,
+    leaderboard_text,
+    lineage_text,
+    one_line,
+    research_log_digest,
+)
 
 
 def entry(hypothesis: str, status: str, delta: float | None, reason: str | None = None) -> dict[str, Any]:
@@ -83,6 +89,20 @@ def test_lineage_lists_the_parent_change_first() -> None:
         lineage_text([])
         == "Lineage: the parent is the track's baseline; no changes have been made to it yet."
     )
+
+
+def test_the_leaderboard_lists_the_top_entries_best_first_without_their_authors() -> None:
+    assert leaderboard_text(LEADERBOARD) == (
+        "Leaderboard: the track's 2 best verified variants, best first.\n"
+        "1. bbbbbbbbbb val_bpb 1.3000 (-0.0500 vs baseline)  Double the batch size to 16\n"
+        "2. aaaaaaaaaa val_bpb 1.3500 (+0.0000 vs baseline)  (the baseline)"
+    )
+    many = [{**LEADERBOARD[0], "rank": rank} for rank in range(1, 9)]
+    assert leaderboard_text(many, top=3).splitlines()[0] == (
+        "Leaderboard: the track's 3 best verified variants, best first."
+    )
+    assert len(leaderboard_text(many, top=3).splitlines()) == 4
+    assert leaderboard_text([]) == "Leaderboard: no verified variant yet."
 
 
 def test_the_exploration_focus_depends_on_the_seed() -> None:

@@ -1,8 +1,13 @@
-"""The offline agent changes exactly one numeric hyperparameter, deterministically for a seed."""
+"""The offline agent changes exactly one numeric hyperparameter, deterministically for a seed.
+
+These hold for every strategy; the default (guided) one is used unless a test names another.
+The guided strategy's own rules are in test_offline_agent_guided.py.
+"""
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 
 import pytest
@@ -151,7 +156,7 @@ def test_the_strategy_is_a_seam_for_smarter_choices() -> None:
     class AlwaysDepth:
         name = "depth"
 
-        def pick(self, constants, context, rng):  # type: ignore[no-untyped-def]
+        def pick(self, constants, context, rng):
             return next(c for c in constants if c.name == "DEPTH")
 
     proposal = OfflineAgent(strategy=AlwaysDepth()).propose(context(5))
@@ -159,11 +164,43 @@ def test_the_strategy_is_a_seam_for_smarter_choices() -> None:
     assert proposal.hypothesis in {"DEPTH 4 -> 3", "DEPTH 4 -> 5"}
     assert proposal.usage is not None and proposal.usage.model == "strategy:depth"
     assert isinstance(OfflineAgent(strategy="random").strategy, RandomStrategy)
-    with pytest.raises(AgentError, match="unknown offline strategy 'clever'"):
+    with pytest.raises(AgentError, match="unknown offline strategy 'clever'; choose one of: guided, random"):
         OfflineAgent(strategy="clever")
+
+
+# What the random strategy proposed for PARENT and seeds 0..11 before the guided one existed.
+RANDOM_PROPOSALS = [
+    "LR 0.004 -> 0.00406",
+    "D_MODEL 128 -> 256",
+    "DEPTH 4 -> 5",
+    "D_MODEL 128 -> 256",
+    "D_MODEL 128 -> 64",
+    "WEIGHT_DECAY 1e-2 -> 9.9e-3",
+    "WEIGHT_DECAY 1e-2 -> 1.16e-2",
+    "BATCH_SIZE 32 -> 64",
+    "D_MODEL 128 -> 64",
+    "LR 0.004 -> 0.00334",
+    "WEIGHT_DECAY 1e-2 -> 1.4e-2",
+    "LR 0.004 -> 0.00593",
+]
+
+
+def test_the_random_strategy_is_unchanged_and_ignores_the_log_and_the_hardware() -> None:
+    tried = {"hash": "c" * 64, "parent_hash": "p" * 64, "hypothesis": "DEPTH 4 -> 5", "status": "crashed"}
+
+    plain = [OfflineAgent(strategy="random").propose(context(seed)).hypothesis for seed in range(12)]
+    informed = [
+        OfflineAgent(strategy="random")
+        .propose(dataclasses.replace(context(seed), research_log=[tried], hardware_class="h100-80gb"))
+        .hypothesis
+        for seed in range(12)
+    ]
+
+    assert plain == informed == RANDOM_PROPOSALS
 
 
 def test_make_agent_builds_agents_by_name_and_names_the_choices_on_a_typo() -> None:
     assert isinstance(make_agent("offline"), OfflineAgent)
+    assert isinstance(make_agent("offline", strategy="random").strategy, RandomStrategy)  # type: ignore[attr-defined]
     with pytest.raises(AgentError, match=r"unknown agent 'ofline'; choose one of: .*offline"):
         make_agent("ofline")

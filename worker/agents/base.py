@@ -29,6 +29,7 @@ class ProposalContext:
     research_log: list[dict[str, Any]] = field(default_factory=list)  # newest first
     leaderboard: list[dict[str, Any]] = field(default_factory=list)
     seed: int = 0  # agents that draw random numbers draw them from this, so a lease is reproducible
+    hardware_class: str | None = None  # the track's (e.g. "cpu"); None when unknown
 
 
 @dataclass

@@ -2,12 +2,12 @@
 
 One proposal is one short conversation. The prompt is, in this order: the `submit_variant` tool;
 a system block with the contract rules and the track brief; one user turn holding the parent
-source with its lineage, the research-log digest, and a request naming a direction picked by the
-lease's seed. The system block, the parent block and the digest block carry cache_control
-breakpoints, so proposals from the same parent (and, further back, the same track) reuse the
-prompt cache. The model must answer by calling `submit_variant` (forced with tool_choice where the
-model allows it); an unusable answer is sent back to it, with what is wrong, a bounded number of
-times.
+source with its lineage, the research-log digest with the leaderboard's top entries, and a request
+naming a direction picked by the lease's seed. The system block, the parent block and the digest
+block carry cache_control breakpoints, so proposals from the same parent (and, further back, the
+same track) reuse the prompt cache. The model must answer by calling `submit_variant` (forced
+with tool_choice where the model allows it); an unusable answer is sent back to it, with what is
+wrong, a bounded number of times.
 
 Replies are streamed, so `timeout_s` bounds a stall, not the time a long file takes to write.
 Retries of 429/5xx/connection failures are the SDK's own (`max_retries`, honouring retry-after).
@@ -36,6 +36,7 @@ from worker.agents.prompting import (
     HYPOTHESIS_MAX_CHARS,
     VARIANT_RULES,
     exploration_focus,
+    leaderboard_text,
     lineage_text,
     one_line,
     research_log_digest,
@@ -398,10 +399,15 @@ def _opening_message(context: ProposalContext, *, refusal: str | None) -> dict[s
             # per attempt. Breakpoints after each stable block let later prompts reuse the longest
             # cached prefix that is still valid.
             {"type": "text", "text": parent, "cache_control": _EPHEMERAL},
-            {"type": "text", "text": research_log_digest(context.research_log), "cache_control": _EPHEMERAL},
+            {"type": "text", "text": _findings(context), "cache_control": _EPHEMERAL},
             {"type": "text", "text": request},
         ],
     }
+
+
+def _findings(context: ProposalContext) -> str:
+    # The leaderboard moves only when the log gains a verified entry, so the two share a block.
+    return f"{research_log_digest(context.research_log)}\n\n{leaderboard_text(context.leaderboard)}"
 
 
 def _read_submission(message: Message, *, max_tokens: int) -> tuple[tuple[str, str] | None, str]:

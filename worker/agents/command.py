@@ -1,10 +1,10 @@
 """The `command` agent: runs any coding-agent CLI in a scratch workspace and takes back train.py.
 
 The workspace holds train.py (the parent), program.md (the track brief, the contract rules and
-how to hand back the result) and research_log.md (the log digest and the parent's lineage). The
-command is split with shlex (no shell), runs with the workspace as its working directory and its
-own process group, and is killed with that whole group when it overruns `timeout_s`, so a CLI's
-helper processes die with it.
+how to hand back the result) and research_log.md (the log digest, the leaderboard's top entries
+and the parent's lineage). The command is split with shlex (no shell), runs with the workspace as
+its working directory and its own process group, and is killed with that whole group when it
+overruns `timeout_s`, so a CLI's helper processes die with it.
 
 The hypothesis comes from, in order: the first non-empty line of `hypothesis.txt` in the
 workspace; the first stdout line starting with `HYPOTHESIS:`; else "edit by <command>: <n> lines
@@ -32,6 +32,7 @@ from worker.agents.base import AgentError, Proposal, ProposalContext
 from worker.agents.prompting import (
     HYPOTHESIS_MAX_CHARS,
     VARIANT_RULES,
+    leaderboard_text,
     lineage_text,
     one_line,
     research_log_digest,
@@ -151,6 +152,10 @@ def _prepare_workspace(
         "# Research log",
         "",
         research_log_digest(context.research_log),
+        "",
+        "# Leaderboard",
+        "",
+        leaderboard_text(context.leaderboard),
         "",
         "# Lineage of train.py",
         "",

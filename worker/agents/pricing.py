@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from shared.protocol import AgentUsage
+
 _PER_TOKEN = 1e-6  # the table is per million tokens
 _KEEP_DAYS = 31
 
@@ -75,6 +77,19 @@ def estimate_cost_usd(
         + output_tokens * price.output
         + cache_write_tokens * price.cache_write
         + cache_read_tokens * price.cache_read
+    )
+
+
+def describe_usage(usage: AgentUsage | None) -> str:
+    """One line for the worker display: tokens and estimated cost of a proposal; "" if it used no model."""
+    if usage is None or not (usage.input_tokens or usage.output_tokens or usage.cost_usd):
+        return ""
+    cached = usage.cache_read_tokens + usage.cache_write_tokens
+    cache_text = f" (+{cached:,} cache: {usage.cache_read_tokens:,} read)" if cached else ""
+    replies = f", {usage.attempts} replies" if usage.attempts > 1 else ""
+    return (
+        f"{usage.model or usage.agent}: {usage.input_tokens:,} in{cache_text} / {usage.output_tokens:,} out"
+        f" tokens{replies}, ~${usage.cost_usd:.4f}"
     )
 
 

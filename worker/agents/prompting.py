@@ -1,4 +1,4 @@
-"""The words every model-backed agent is given: contract rules, research-log digest, lineage.
+"""The words every model-backed agent is given: contract rules, research-log digest, leaderboard, lineage.
 
 The `claude` agent puts these in its prompt and the `command` agent writes them into its
 workspace (program.md, research_log.md), so both see the same picture of the track. Everything
@@ -18,6 +18,7 @@ _LOG_HYPOTHESIS_CHARS = 140
 _LOG_REASON_CHARS = 120
 _MAX_LINEAGE = 30
 _MAX_IMPROVEMENTS = 10
+LEADERBOARD_TOP = 5
 
 VARIANT_RULES = """\
 You improve `train.py`, the training script of a small GPT, one experiment at a time. A harness
@@ -97,6 +98,26 @@ def research_log_digest(entries: Sequence[Mapping[str, Any]], *, max_entries: in
         lines.append(f"({hidden} older experiments not shown)")
     lines.append("")
     lines.append(_improvements_summary(entries))
+    return "\n".join(lines)
+
+
+def leaderboard_text(entries: Sequence[Mapping[str, Any]], *, top: int = LEADERBOARD_TOP) -> str:
+    """The track's best verified variants, best first: rank, short hash, val_bpb, gain, hypothesis.
+
+    `entries` are shared.protocol.LeaderboardEntry dicts. Authors are left out on purpose: the
+    model needs what worked, not who found it.
+    """
+    if not entries:
+        return "Leaderboard: no verified variant yet."
+    lines = [f"Leaderboard: the track's {min(top, len(entries))} best verified variants, best first."]
+    for entry in entries[:top]:
+        gain = entry.get("delta_vs_baseline")
+        gain_text = f" ({gain:+.4f} vs baseline)" if isinstance(gain, int | float) else ""
+        val_bpb = entry.get("val_bpb")
+        val_text = f"val_bpb {val_bpb:.4f}" if isinstance(val_bpb, int | float) else "val_bpb n/a"
+        hypothesis = one_line(str(entry.get("hypothesis") or "(the baseline)"), limit=_LOG_HYPOTHESIS_CHARS)
+        short = str(entry.get("short_hash") or entry.get("hash") or "")[:10]
+        lines.append(f"{entry.get('rank', '?')}. {short} {val_text}{gain_text}  {hypothesis}")
     return "\n".join(lines)
 
 
