@@ -15,11 +15,14 @@ The model file must provide (the hook this script relies on; baseline/train.py's
     USE_TRITON_KERNELS, a module-level bool that the model reads when it is built or run (not
                    only at import), since this script sets it before building each model.
 Without the flag only the kernels-off run happens, and the script says so. Importing the file must
-not start any work.
+not start any work. Optionally:
+    build_optimizers(model, *, fused) -> list of torch optimizers, the ones train() steps
+                   (baseline/train.py: Muon for the blocks' matrices, AdamW for the rest), so the
+                   optimizer's share of a step is measured too. Without it, one torch AdamW.
 
 What is timed: --steps optimizer steps after --warmup untimed ones (which absorb torch.compile),
-each being forward+backward on every micro-batch and one torch AdamW step. The optimizer is the
-same for both runs, so the ratio isolates the model's kernels.
+each being forward+backward on every micro-batch and one step of every optimizer, at their peak
+learning rates. Both runs use the same optimizers, so the ratio isolates the model's kernels.
 
 MFU = tok/s x FLOPs/token / peak, FLOPs/token = 6 N + 12 L d T. N counts the parameters of
 matmuls (all parameters with two or more dimensions except nn.Embedding tables, so the untied head
@@ -97,6 +100,7 @@ class RunResult:
     mfu: float | None = None
     peak_memory_mib: float | None = None
     first_loss: float | None = None  # the first step's mean loss, before any update
+    optimizer: str | None = None  # what stepped the parameters
     last_loss: float | None = None
     error: str | None = None
 
@@ -127,6 +131,18 @@ def build(module: ModuleType, ctx: ModelContext, *, use_triton_kernels: bool) ->
     if not callable(getattr(model, "loss", None)):
         raise HookError("build_model(ctx) returned a model without a loss(idx, targets) method")
     return model.to(ctx.device)
+
+
+def build_optimizers(
+    module: ModuleType, model: nn.Module, *, fused: bool
+) -> tuple[list[torch.optim.Optimizer], str]:
+    """The model file's own optimizers if it defines build_optimizers(model, *, fused), else AdamW."""
+    hook = getattr(module, "build_optimizers", None)
+    if callable(hook):
+        optimizers = list(hook(model, fused=fused))
+        names = ", ".join(type(optimizer).__name__ for optimizer in optimizers)
+        return optimizers, f"build_optimizers: {names}"
+    return [torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused)], "torch AdamW (lr 1e-4)"
 
 
 def matmul_parameter_count(model: nn.Module) -> int:
@@ -187,7 +203,7 @@ def benchmark(
     loss_of: Callable[..., torch.Tensor] = model.loss  # type: ignore[assignment]
     if compile_model:
         loss_of = torch.compile(loss_of)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+    optimizers, result.optimizer = build_optimizers(module, model, fused=device.type == "cuda")
     tokens = torch.Generator(device=device).manual_seed(seed)
 
     def train_step() -> torch.Tensor:
@@ -200,8 +216,9 @@ def benchmark(
             loss = loss_of(batch[:, :-1], batch[:, 1:])
             (loss / accumulation).backward()
             total += loss.detach().float()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        for optimizer in optimizers:
+            optimizer.step()
+        model.zero_grad(set_to_none=True)
         return total / accumulation
 
     losses = [train_step() for _ in range(warmup)]
@@ -256,6 +273,8 @@ def _format_report(report: dict[str, Any]) -> str:
         )
         lines.append(line + (f"  error: {run['error']}" if run["error"] else ""))
     ratio = report["ratio_on_over_off"]
+    optimizer = report["runs"][0]["optimizer"] if report["runs"] else None
+    lines.append(f"optimizer: {optimizer or '-'}")
     lines.append("")
     lines.append(f"throughput ratio, kernels on / off: {ratio:.3f}x" if ratio else "throughput ratio: n/a")
     lines += [f"note: {note}" for note in report["notes"]]

@@ -1,4 +1,4 @@
-"""The benchmark scripts run end to end on a CPU, Triton kernels in the interpreter, at tiny shapes.
+"""The benchmark scripts run end to end on a CPU at tiny shapes: plain, and with Triton interpreted.
 
 They run as real subprocesses, the way a maintainer runs them; nothing here measures speed.
 """
@@ -14,10 +14,13 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STANDIN_MODEL = Path(__file__).with_name("standin_train.py")
+KERNELS = ["rms_norm (N, d)", "rotary (B, T, H, Dh)", "softcap CE (N, d)x(V, d)", "relu2 MLP (N, d)->4d->d"]
 
 
-def _run_script(script: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
+def _run_script(script: str, *args: str, interpret: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    if interpret:
+        env["TRITON_INTERPRET"] = "1"
     return subprocess.run(
         [sys.executable, str(REPO_ROOT / "bench" / script), *args],
         capture_output=True,
@@ -51,16 +54,10 @@ def test_kernel_bench_times_triton_and_eager_for_every_kernel_on_cpu() -> None:
     )
 
     rows = {(row["kernel"], row["impl"]): row for row in report["rows"]}
-    kernels = [
-        "rms_norm (N, d)",
-        "rotary (B, T, H, Dh)",
-        "softcap CE (N, d)x(V, d)",
-        "relu2 MLP (N, d)->4d->d",
-    ]
     assert sorted(rows) == sorted(
-        (kernel, impl) for kernel in kernels for impl in ("triton", "eager", "compiled")
+        (kernel, impl) for kernel in KERNELS for impl in ("triton", "eager", "compiled")
     )
-    for kernel in kernels:
+    for kernel in KERNELS:
         assert rows[kernel, "triton"]["ms"] > 0
         assert rows[kernel, "triton"]["max_abs_diff"] < 1e-4
         assert rows[kernel, "eager"]["max_abs_diff"] == 0.0
@@ -129,3 +126,36 @@ def test_throughput_bench_says_which_hook_the_model_file_lacks(tmp_path: Path) -
         f"error: {model_file} does not define build_model(ctx): this benchmark needs "
         "build_model(ctx) -> nn.Module with model.loss(idx, targets) -> mean loss\n"
     )
+
+
+def test_kernel_bench_on_a_plain_cpu_compares_torch_compile_with_eager_and_skips_triton() -> None:
+    # `python bench/kernels.py --device cpu`, with fewer repetitions.
+    report = _json_output(
+        _run_script("kernels.py", "--device", "cpu", "--warmup", "0", "--reps", "1", "--json", interpret=False)
+    )
+
+    rows = {(row["kernel"], row["impl"]): row for row in report["rows"]}
+    for kernel in KERNELS:
+        assert rows[kernel, "triton"]["note"] == "skipped"
+        assert rows[kernel, "eager"]["ms"] > 0 and rows[kernel, "compiled"]["ms"] > 0
+        assert rows[kernel, "compiled"]["max_abs_diff"] < 1e-4
+
+
+def test_throughput_bench_trains_the_baseline_with_its_own_optimizers_and_counts_its_flops() -> None:
+    # `python bench/train_throughput.py --device cpu --small --steps 2` on baseline/train.py.
+    report = _json_output(
+        _run_script("train_throughput.py", "--device", "cpu", "--small", "--steps", "2", "--json", interpret=False)
+    )
+
+    off, on = report["runs"]
+    assert (off["use_triton_kernels"], on["use_triton_kernels"]) == (False, True)
+    assert off["error"] is None and on["error"] is None
+    assert off["optimizer"] == on["optimizer"] == "build_optimizers: AdamW, Muon"
+    assert on["first_loss"] == off["first_loss"]  # same weights, same tokens, same (plain) code on a CPU
+    assert report["accumulation"] == 2  # 256 tokens per step in micro-batches of 2 x 64
+    # The baseline's cpu shape: 4 blocks of d=128 (qkv 3d^2, out d^2, up 4d^2, down 4d^2) + head V*d.
+    d, layers, vocab, seq = 128, 4, 256, 64
+    assert report["matmul_params"] == layers * 12 * d * d + vocab * d
+    assert (report["attention_layers"], report["attention_width"]) == (layers, d)
+    assert report["flops_per_token"] == 6 * report["matmul_params"] + 12 * layers * d * seq
+    assert "both runs here executed the same plain-torch code" in report["notes"][0]
