@@ -104,6 +104,26 @@ def test_the_same_move_from_another_parent_is_not_a_repeat() -> None:
     assert ("DEPTH", 4, 5) in moves(log)
 
 
+def test_a_constant_awaiting_verification_from_this_parent_is_not_moved_the_same_way_again() -> None:
+    log = [entry("LR 0.004 -> 0.006", parent=PARENT_HASH, status="candidate", delta=-0.02)]
+
+    proposed = moves(log)
+
+    raised = [m for m in proposed if m[0] == "LR" and m[2] > m[1]]
+    lowered = [m for m in proposed if m[0] == "LR" and m[2] < m[1]]
+    assert raised == []
+    assert lowered, "the other direction of the same constant stays open"
+
+
+def test_a_claim_awaiting_verification_elsewhere_still_draws_the_agent_to_its_arm() -> None:
+    log = [entry("LR 0.003 -> 0.004", parent=GRANDPARENT_HASH, status="candidate", delta=-0.02)]
+
+    raised = [m for m in moves(log) if m[0] == "LR" and m[2] > m[1]]
+
+    uniform = len(SEEDS) / 14  # seven live constants, two directions each
+    assert len(raised) > 2 * uniform
+
+
 def test_a_compact_log_names_the_parent_by_its_short_hash() -> None:
     log = [
         {"hash": "c" * 10, "parent": PARENT_HASH[:10], "hypothesis": "DEPTH 4 -> 5", "status": "discarded"}

@@ -14,6 +14,11 @@ Rules, in the order they apply:
    factor within 20% of it (|ln f1 - ln f2| < ln 1.2). An int has one move per direction, so
    each direction of an int is tried at most once per parent. A float arm draws a few step sizes
    looking for an untried one, and is dropped for this proposal if it finds none.
+   An arm with a claim from this parent still awaiting verification (`candidate`) is not moved
+   again from here at any step size: a second bet on the same constant and direction wins nothing
+   the first does not. If the first is promoted, the second is judged against the new head it
+   only duplicates, and its verify runs are wasted; if the first fails, the second most likely
+   rode the same seed noise. Once promoted, the arm is tried again from the new head.
 3. **Credit.** Every parsed experiment (from any parent) credits its arm, by outcome:
    verified counts 2 successes (two independent runs agree it beat the head by more than the
    noise); candidate and discarded count half a success or failure each, scaled by |delta|
@@ -67,6 +72,7 @@ OUTCOME_CREDIT: dict[str, tuple[float, float]] = {
     "rejected": (0.0, 0.5),
     "crashed": (0.0, 1.0),
 }
+AWAITING_VERIFICATION = "candidate"
 DELTA_SCALED = frozenset({"candidate", "discarded"})  # outcomes judged on one run's own claim
 DELTA_SCALE_BOUNDS = (0.25, 2.0)
 MIN_DELTAS_FOR_SCALE = 4
@@ -188,8 +194,14 @@ class GuidedStrategy:
             )
         history = [p for p in map(parse_change, context.research_log) if p is not None]
         tried_here = [p for p in history if same_variant(p.parent, context.parent_hash)]
+        awaiting = {p.arm for p in tried_here if p.status == AWAITING_VERIFICATION}
         tally = credit(history)
-        arms = [(constant, direction) for constant in live for direction in _directions(constant)]
+        arms = [
+            (constant, direction)
+            for constant in live
+            for direction in _directions(constant)
+            if (constant.name, direction) not in awaiting
+        ]
         while arms:
             draws = [
                 rng.betavariate(
