@@ -27,6 +27,21 @@ import numpy as np
 from shared.data_format import write_token_bytes, write_tokens
 from shared.track_spec import TrackAssets, TrackSpec
 
+# Honest and trivial: the same logits everywhere, so val_bpb is exactly 8 on a byte-level track.
+UNIFORM_MODULE = """
+import torch
+
+
+class Uniform(torch.nn.Module):
+    def __init__(self, vocab_size):
+        super().__init__()
+        self.logit = torch.nn.Parameter(torch.zeros(vocab_size))
+
+    def forward(self, idx):
+        return self.logit.expand(*idx.shape, -1)
+"""
+UNIFORM_MODEL = UNIFORM_MODULE + "\n\ndef train(ctx):\n    return Uniform(ctx.vocab_size)\n"
+
 SEPARATOR = 0
 BYTE_IDS = 256
 TRAIN_SHARDS = 2

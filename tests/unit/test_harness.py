@@ -20,22 +20,9 @@ import pytest
 
 from shared.protocol import RunMetrics
 from shared.track_spec import TrackSpec
-from tests.trackfactory import build_track
+from tests.trackfactory import UNIFORM_MODEL, UNIFORM_MODULE, build_track
 from worker.harness.result import Metrics
 from worker.runner import PROJECT_ROOT, HarnessResult, Progress, run_harness
-
-UNIFORM_MODEL = """
-import torch
-
-
-class Uniform(torch.nn.Module):
-    def __init__(self, vocab_size):
-        super().__init__()
-        self.logit = torch.nn.Parameter(torch.zeros(vocab_size))
-
-    def forward(self, idx):
-        return self.logit.expand(*idx.shape, -1)
-"""
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +55,7 @@ def run_variant(
 def test_uniform_model_scores_exactly_eight_bits_per_byte(
     tmp_path: Path, track: tuple[TrackSpec, Path]
 ) -> None:
-    result = run_variant(
-        tmp_path, track, UNIFORM_MODEL + "\ndef train(ctx):\n    return Uniform(ctx.vocab_size)\n"
-    )
+    result = run_variant(tmp_path, track, UNIFORM_MODEL)
 
     assert (result.status, result.reason) == ("ok", None)
     assert result.metrics["val_bpb"] == pytest.approx(8.0, rel=1e-6)
@@ -122,7 +107,7 @@ def test_train_returning_something_other_than_a_module_is_rejected(
 
 def test_clock_starts_before_the_variant_is_imported(tmp_path: Path, track: tuple[TrackSpec, Path]) -> None:
     source = (
-        UNIFORM_MODEL
+        UNIFORM_MODULE
         + """
 import time
 
@@ -143,7 +128,7 @@ def train(ctx):
 
 def test_printed_fake_metrics_do_not_change_the_score(tmp_path: Path, track: tuple[TrackSpec, Path]) -> None:
     source = (
-        UNIFORM_MODEL
+        UNIFORM_MODULE
         + """
 def train(ctx):
     print('{"event": "eval_finished"}')
@@ -223,7 +208,7 @@ def test_model_raising_during_evaluation_is_crashed(tmp_path: Path, track: tuple
 
 def test_progress_events_arrive_in_order(tmp_path: Path, track: tuple[TrackSpec, Path]) -> None:
     source = (
-        UNIFORM_MODEL
+        UNIFORM_MODULE
         + """
 def train(ctx):
     ctx.report(step=1, loss=2.5)
@@ -250,7 +235,7 @@ def test_val_shard_is_neither_open_nor_reachable_while_training(
     tmp_path: Path, track: tuple[TrackSpec, Path]
 ) -> None:
     spec, _ = track
-    source = UNIFORM_MODEL + textwrap.dedent(f"""
+    source = UNIFORM_MODULE + textwrap.dedent(f"""
     import os
 
     VAL = {spec.assets.val!r}
@@ -300,9 +285,7 @@ def test_cli_writes_the_result_and_prints_the_summary_block(
 ) -> None:
     spec, data_dir = track
     (tmp_path / "spec.json").write_text(spec.dumps())
-    (tmp_path / "train.py").write_text(
-        UNIFORM_MODEL + "\ndef train(ctx):\n    return Uniform(ctx.vocab_size)\n"
-    )
+    (tmp_path / "train.py").write_text(UNIFORM_MODEL)
 
     done = harness_cli(tmp_path, data_dir)
 

@@ -9,27 +9,10 @@ from pathlib import Path
 import pytest
 
 from shared.track_spec import TrackSpec
-from tests.trackfactory import build_track
+from tests.trackfactory import UNIFORM_MODEL, build_track
 from worker.localrun import LocalRunResult, classify, run_local
 from worker.runner import HarnessResult
 from worker.sandbox import GIB, SandboxConfig
-
-UNIFORM_MODEL = """
-import torch
-
-
-class Uniform(torch.nn.Module):
-    def __init__(self, vocab_size):
-        super().__init__()
-        self.logit = torch.nn.Parameter(torch.zeros(vocab_size))
-
-    def forward(self, idx):
-        return self.logit.expand(*idx.shape, -1)
-
-
-def train(ctx):
-    return Uniform(ctx.vocab_size)
-"""
 
 
 @pytest.fixture(scope="module")

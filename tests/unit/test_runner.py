@@ -11,21 +11,8 @@ from pathlib import Path
 import pytest
 
 from shared.track_spec import TrackSpec
-from tests.trackfactory import build_track
+from tests.trackfactory import UNIFORM_MODEL, UNIFORM_MODULE, build_track
 from worker.runner import LOG_TAIL_BYTES, HarnessResult, Progress, run_harness
-
-UNIFORM_MODEL = """
-import torch
-
-
-class Uniform(torch.nn.Module):
-    def __init__(self, vocab_size):
-        super().__init__()
-        self.logit = torch.nn.Parameter(torch.zeros(vocab_size))
-
-    def forward(self, idx):
-        return self.logit.expand(*idx.shape, -1)
-"""
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +141,7 @@ def test_harness_setup_failure_reason_carries_its_message(
 
 def test_evaluation_overrunning_its_timeout_is_killed(tmp_path: Path, track: tuple[TrackSpec, Path]) -> None:
     source = (
-        UNIFORM_MODEL
+        UNIFORM_MODULE
         + """
 import time
 
@@ -181,7 +168,7 @@ def test_child_gets_a_scrubbed_environment_and_the_workdir_as_home(
     monkeypatch.setenv("ARN_TEST_SECRET", "do-not-leak")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     source = (
-        UNIFORM_MODEL
+        UNIFORM_MODULE
         + """
 import json
 import os
@@ -227,7 +214,7 @@ def test_log_tail_keeps_the_last_few_kilobytes_of_output(
 def test_runner_leaves_no_progress_pipe_open(tmp_path: Path, track: tuple[TrackSpec, Path]) -> None:
     before = set(os.listdir("/proc/self/fd"))
 
-    result = run(tmp_path, track, UNIFORM_MODEL + "\ndef train(ctx):\n    return Uniform(ctx.vocab_size)\n")
+    result = run(tmp_path, track, UNIFORM_MODEL)
 
     assert result.status == "ok"
     assert set(os.listdir("/proc/self/fd")) <= before

@@ -23,7 +23,7 @@ import pytest
 
 from shared.track_spec import TrackSpec
 from tests.services import REQUIRED
-from tests.trackfactory import build_track
+from tests.trackfactory import UNIFORM_MODEL, build_track
 from worker.runner import HarnessResult, run_harness
 from worker.sandbox import (
     GIB,
@@ -36,23 +36,6 @@ from worker.sandbox import (
     SandboxReport,
     _Mounts,
 )
-
-UNIFORM_MODEL = """
-import torch
-
-
-class Uniform(torch.nn.Module):
-    def __init__(self, vocab_size):
-        super().__init__()
-        self.logit = torch.nn.Parameter(torch.zeros(vocab_size))
-
-    def forward(self, idx):
-        return self.logit.expand(*idx.shape, -1)
-
-
-def train(ctx):
-    return Uniform(ctx.vocab_size)
-"""
 
 
 @pytest.fixture(scope="module")
