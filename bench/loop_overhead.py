@@ -214,10 +214,12 @@ def main() -> None:
         print(json.dumps({"leases": rows, "marks": [asdict(t) for t in timelines]}, indent=2))
         return
     columns = list(Timeline(kind="").figures())
-    print(f"{'kind':>10}" + "".join(f"{c:>20}" for c in columns))
+    widths = [max(len(c), 8) + 2 for c in columns]  # the longest name must not run into the next
+    print(f"{'kind':>10}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True)))
     for timeline in timelines:
         figures = timeline.figures()
-        print(f"{timeline.kind:>10}" + "".join(f"{_fmt(figures[c]):>20}" for c in columns))
+        cells = (f"{_fmt(figures[c]):>{w}}" for c, w in zip(columns, widths, strict=True))
+        print(f"{timeline.kind:>10}" + "".join(cells))
 
 
 if __name__ == "__main__":
