@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import math
 import re
 
 import pytest
 
 from worker.agents import AgentError, ProposalContext, make_agent
+from worker.agents.mutation import is_fraction, log_move, move_float
 from worker.agents.offline import OfflineAgent, RandomStrategy, find_constants, mutate_int
 
 PARENT = '''"""A tiny GPT — trained by the harness (docstring with non-ASCII: é, ü, 日本)."""
@@ -204,3 +206,38 @@ def test_make_agent_builds_agents_by_name_and_names_the_choices_on_a_typo() -> N
     assert isinstance(make_agent("offline", strategy="random").strategy, RandomStrategy)  # type: ignore[attr-defined]
     with pytest.raises(AgentError, match=r"unknown agent 'ofline'; choose one of: .*offline"):
         make_agent("ofline")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("ADAM_BETA2", 0.95, True),
+        ("BETA", 0.9, True),
+        ("MUON_MOMENTUM", 0.95, True),
+        ("WARMDOWN_FRACTION", 0.5, True),
+        ("DROPOUT", 0.1, True),
+        ("EMBEDDING_LR", 0.6, False),  # a learning rate may well go past 1
+        ("MUON_MOMENTUM", 1.5, False),  # not a fraction now, whatever its name
+        ("ALPHABETA", 0.5, False),  # the word must stand on its own
+    ],
+)
+def test_fractions_are_named_as_such_and_lie_strictly_between_0_and_1(
+    name: str, value: float, expected: bool
+) -> None:
+    assert is_fraction(name, value) is expected
+
+
+def test_a_fraction_moves_on_its_odds_and_never_reaches_1() -> None:
+    up = move_float(0.95, direction="up", log_step=math.log(1.5), fraction=True)
+    down = move_float(0.95, direction="down", log_step=math.log(1.5), fraction=True)
+    tiny = move_float(0.02, direction="up", log_step=math.log(2.0), fraction=True)
+
+    assert (up, down, tiny) == (0.9661, 0.9268, 0.0392)
+    assert log_move("ADAM_BETA2", 0.95, up) == pytest.approx(math.log(1.5), abs=2e-3)
+    assert move_float(0.9999, direction="up", log_step=math.log(3.0), fraction=True) == 0.9999667
+    assert move_float(0.95, direction="up", log_step=math.log(1.5)) == 1.42  # on the value itself
+
+
+def test_a_move_is_sized_on_the_value_except_for_a_fraction() -> None:
+    assert log_move("LR", 0.004, 0.005) == pytest.approx(math.log(1.25))
+    assert log_move("BETA", 0.5, 0.75) == pytest.approx(math.log(3.0))

@@ -30,6 +30,12 @@ Rules, in the order they apply:
    highest draw wins. The prior says about one change in six helps and weighs about one run,
    so an arm with a verified success is chosen often but untried arms keep being explored.
 
+5. **Steps that can be told apart from noise.** A float moves by a factor drawn uniformly on a
+   log scale between 1.3 and 2 (a fraction, on its odds: worker.agents.mutation), an int by its
+   one step. Pooled over 12 cpu-tiny networks of both strategies (bench/agent_search.py at a 5 s
+   budget), 2 of the 91 float moves smaller than 1.3x became verified improvements, against 9 of
+   the 61 larger ones: a small move's effect drowns in the seed noise that promotion must beat.
+
 All draws come from the agent's random.Random(context.seed), so a seed and a context always give
 the same change.
 """
@@ -47,18 +53,20 @@ from typing import Any
 from worker.agents.base import AgentError, ProposalContext
 from worker.agents.mutation import (
     DIRECTIONS,
-    FLOAT_JITTER_SIGMA,
     Change,
     Direction,
     NumericConstant,
     int_moves,
+    is_fraction,
+    log_move,
     move_float,
 )
 
 CPU_HARDWARE_CLASS = "cpu"
 SIMILAR_LOG_FACTOR = math.log(1.2)  # moves closer than this (in ln of the factor) count as the same
-MIN_LOG_STEP = math.log(1.15)  # a smaller move is seldom told apart from seed noise
-MAX_LOG_STEP = math.log(3.0)
+# Float steps are drawn uniformly on a log scale between these factors (rule 5).
+MIN_LOG_STEP = math.log(1.3)
+MAX_LOG_STEP = math.log(2.0)
 STEP_DRAWS = 8  # step sizes a float arm tries before it counts as exhausted for this parent
 
 PRIOR_SUCCESSES = 0.2
@@ -99,7 +107,7 @@ class PastChange:
 
     name: str
     direction: Direction
-    log_factor: float  # ln(new / old); the sign follows the magnitude, not the direction
+    log_factor: float  # mutation.log_move: ln of the factor on the value, or on the odds of a fraction
     parent: str  # the parent's hash, or its short form in a compact log
     status: str
     delta: float | None
@@ -129,7 +137,7 @@ def parse_change(entry: Mapping[str, Any]) -> PastChange | None:
     return PastChange(
         name=match["name"],
         direction="up" if new > old else "down",
-        log_factor=math.log(new / old),
+        log_factor=log_move(match["name"], old, new),
         parent=str(entry.get("parent_hash") or entry.get("parent") or ""),
         status=str(entry.get("status") or ""),
         delta=float(delta) if isinstance(delta, int | float) and math.isfinite(delta) else None,
@@ -228,9 +236,10 @@ def _untried_move(
             if is_repeat(constant.name, direction, math.log(new_int / old), tried)
             else Change(constant, new_int)
         )
+    fraction = is_fraction(constant.name, old)
     for _ in range(STEP_DRAWS):
-        log_step = min(MAX_LOG_STEP, max(MIN_LOG_STEP, abs(rng.gauss(0.0, FLOAT_JITTER_SIGMA))))
-        new = move_float(old, direction=direction, log_step=log_step)
-        if new != old and not is_repeat(constant.name, direction, math.log(new / old), tried):
+        log_step = rng.uniform(MIN_LOG_STEP, MAX_LOG_STEP)
+        new = move_float(old, direction=direction, log_step=log_step, fraction=fraction)
+        if new != old and not is_repeat(constant.name, direction, log_move(constant.name, old, new), tried):
             return Change(constant, new)
     return None

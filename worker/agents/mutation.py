@@ -7,6 +7,11 @@ hyperparameter sweep. Floats move multiplicatively and are rounded to 3 signific
 ints step by one, or double/halve when they are powers of two from 8 up (batch sizes, widths).
 A value never crosses or reaches zero, since a positive learning rate or width turned negative or
 zero is a wasted run rather than an experiment.
+
+A *fraction* (a float strictly between 0 and 1 whose name says it is one: `..._BETA2`,
+`MUON_MOMENTUM`, `WARMUP_FRACTION`, `DROPOUT`...) moves by a factor on its odds, x / (1 - x),
+rather than on x, so it stays inside (0, 1) and a step near 1 is as real as one near 0: 0.95 moved
+up by 1.5 becomes 0.9661, where a factor on x would give 1.42, a momentum the model can only clamp.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ Direction = Literal["up", "down"]
 DIRECTIONS: tuple[Direction, Direction] = ("up", "down")
 
 _UPPER_CASE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+# Words that mark a constant as a fraction in (0, 1) (see the module docstring).
+_FRACTION_WORDS = re.compile(r"(^|_)(BETA\d*|MOMENTUM|FRACTION|DROPOUT|PROB|PROBABILITY)(_|$)")
 FLOAT_JITTER_SIGMA = 0.3  # log-space standard deviation: about +-35% for one sigma
 
 
@@ -153,8 +160,33 @@ def int_moves(value: int) -> dict[Direction, int]:
     return moves
 
 
-def move_float(value: float, *, direction: Direction, log_step: float) -> float:
-    """`value` moved up or down by the factor exp(log_step), rounded to 3 significant figures."""
+def is_fraction(name: str, value: float) -> bool:
+    """Whether the constant `name` = `value` moves on its odds (see the module docstring)."""
+    return 0.0 < value < 1.0 and _FRACTION_WORDS.search(name) is not None
+
+
+def log_move(name: str, old: float, new: float) -> float:
+    """The size of the move old -> new on the constant's own scale: ln of the factor on the value,
+    or on the odds for a fraction. Its sign follows the magnitude (or the odds), not the direction."""
+    if is_fraction(name, old) and 0.0 < new < 1.0:
+        return math.log(new / (1.0 - new)) - math.log(old / (1.0 - old))
+    return math.log(new / old)
+
+
+def move_float(value: float, *, direction: Direction, log_step: float, fraction: bool = False) -> float:
+    """`value` moved up or down by the factor exp(log_step), rounded to 3 significant figures.
+
+    With `fraction`, the factor applies to the odds, and a value above one half keeps 3 significant
+    figures of its distance to 1 (0.9993, not 0.999), so a small step near 1 is not rounded away.
+    """
+    if fraction:
+        step = log_step if direction == "up" else -log_step
+        odds = value / (1.0 - value) * math.exp(step)
+        moved = odds / (1.0 + odds)
+        if moved <= 0.5:
+            return float(f"{moved:.3g}")
+        rest = float(f"{1.0 - moved:.3g}")
+        return round(1.0 - rest, 2 - math.floor(math.log10(rest))) if rest > 0 else value
     # For a negative value "up" is towards zero, so the magnitude shrinks.
     grows = (direction == "up") == (value > 0)
     return float(f"{value * math.exp(log_step if grows else -log_step):.3g}")
