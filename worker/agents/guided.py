@@ -33,8 +33,9 @@ Rules, in the order they apply:
 5. **Steps that can be told apart from noise.** A float moves by a factor drawn uniformly on a
    log scale between 1.3 and 2 (a fraction, on its odds: worker.agents.mutation), an int by its
    one step. Pooled over 12 cpu-tiny networks of both strategies (bench/agent_search.py at a 5 s
-   budget), 2 of the 91 float moves smaller than 1.3x became verified improvements, against 9 of
-   the 61 larger ones: a small move's effect drowns in the seed noise that promotion must beat.
+   budget, sized by bench/move_yield.py), 1 of the 68 float moves under 1.3x became a verified
+   improvement, against 9 of the 59 from 1.3x to 2x and 1 of the 25 beyond: a small move's
+   effect drowns in the seed noise that promotion must beat, and a large one overshoots.
 
 All draws come from the agent's random.Random(context.seed), so a seed and a context always give
 the same change.
