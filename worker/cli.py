@@ -228,10 +228,6 @@ def join(
             except ImportError as exc:
                 raise _fail(f"this installation has no training runner ({exc})") from None
             display = make_display(quiet=quiet)
-            sandbox = Sandbox.detect(device=device.value)
-            if not _warn_if_incomplete(sandbox.report):
-                active = ", ".join(layer.name for layer in sandbox.report.layers if layer.active)
-                display.event(f"sandbox: {active} (see worker doctor)")
             agent_options = AgentOptions(
                 offline_strategy=offline_strategy.value,
                 command=agent_cmd,
@@ -239,7 +235,12 @@ def join(
                 model=model,
                 max_usd_per_day=max_usd_per_day,
             )
+            # A mistyped option is one line, not one line under the sandbox's warning block.
             chosen_agent = build_agent(agent, options=agent_options, home=worker_home.root, display=display)
+            sandbox = Sandbox.detect(device=device.value)
+            if not _warn_if_incomplete(sandbox.report):
+                active = ", ".join(layer.name for layer in sandbox.report.layers if layer.active)
+                display.event(f"sandbox: {active} (see worker doctor)")
             stop = StopSignal()
 
             def on_retry(error: TransientError, delay_s: float) -> None:

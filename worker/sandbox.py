@@ -512,8 +512,6 @@ def _add_base_mounts(mounts: _Mounts, *, uses_gpu: bool, tmp_bytes: int) -> None
         elif path.is_dir():
             mounts.bind(path)
     mounts.bind(Path("/sys"))
-    for folder in _python_folders():
-        mounts.bind(folder)
     mounts.special("--proc", Path("/proc"))
     mounts.special("--dev", Path("/dev"))
     if uses_gpu:
@@ -521,6 +519,10 @@ def _add_base_mounts(mounts: _Mounts, *, uses_gpu: bool, tmp_bytes: int) -> None
             mounts.bind(node, device=True)
     mounts.tmpfs(Path("/tmp"), mode="1777", size=tmp_bytes)
     mounts.tmpfs(Path("/dev/shm"), mode="1777", size=tmp_bytes)
+    # After the in-memory folders, which would hide them: a checkout or a virtual environment
+    # under /tmp is common.
+    for folder in _python_folders():
+        mounts.bind(folder)
 
 
 def _python_folders() -> list[Path]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+import worker.sandbox as sandbox_module
 from shared.track_spec import TrackSpec
 from tests.services import REQUIRED
 from tests.trackfactory import UNIFORM_MODEL, build_track
@@ -34,6 +35,7 @@ from worker.sandbox import (
     Sandbox,
     SandboxConfig,
     SandboxReport,
+    _add_base_mounts,
     _Mounts,
 )
 
@@ -471,6 +473,21 @@ def test_mount_parents_are_created_enterable_unless_a_bind_or_tmpfs_provides_the
         "--ro-bind", "/opt/tools/data/shards/a.npy", "/opt/tools/data/shards/a.npy",
         "--ro-bind", "/opt/tools/lib/x.so", "/opt/tools/lib/x.so",
     ]  # fmt: skip
+
+
+def test_a_python_installed_under_tmp_is_bound_over_the_in_memory_tmp(monkeypatch: pytest.MonkeyPatch) -> None:
+    venv = Path("/tmp/checkout/.venv")
+    monkeypatch.setattr(sandbox_module, "_python_folders", lambda: [venv])
+    mounts = _Mounts()
+
+    _add_base_mounts(mounts, uses_gpu=False, tmp_bytes=GIB)
+
+    args = mounts.args
+    tmp_at = args.index("/tmp")
+    assert args[tmp_at - 1] == "--tmpfs"
+    # Later mounts win: bound before the tmpfs, the interpreter would be hidden by it.
+    assert args[-7:] == ["--perms", "0755", "--dir", "/tmp/checkout", "--ro-bind", str(venv), str(venv)]
+    assert len(args) - 7 > tmp_at
 
 
 def launch(*args: str) -> subprocess.CompletedProcess[str]:
