@@ -33,6 +33,39 @@ def wait_until_up(url: str, coordinator: subprocess.Popen[bytes], *, timeout_s: 
     sys.exit(f"the coordinator did not answer at {url} within {timeout_s:.0f}s")
 
 
+def stop_network(workers: list[subprocess.Popen[bytes]], coordinator: subprocess.Popen[bytes] | None) -> None:
+    """Workers first: each finishes its experiment and delivers it while the coordinator still
+    answers. A second Ctrl-C aborts their training; what they could not deliver stays in their
+    outboxes for the next start. Then the coordinator."""
+    print("\nstopping: each worker finishes its current experiment (Ctrl-C again to abort it)...", flush=True)
+    _signal_all(workers)
+    try:
+        _wait_all(workers, timeout_s=float(os.environ.get("DEMO_BUDGET_S", "60")) + 120)
+    except KeyboardInterrupt:
+        print("aborting the workers' training...", flush=True)
+        _signal_all(workers)
+        _wait_all(workers, timeout_s=30)
+    if coordinator is not None:
+        _signal_all([coordinator])
+        _wait_all([coordinator], timeout_s=30)
+
+
+def _signal_all(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+
+
+def _wait_all(processes: list[subprocess.Popen[bytes]], *, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def main() -> None:
     port = int(os.environ.get("DEMO_PORT", "8000"))
     home = Path(os.environ.get("DEMO_DIR", ROOT / ".demo"))
@@ -44,38 +77,36 @@ def main() -> None:
         # Two accounts: each claim is re-run once by the other account before promotion.
         "ARN_CPU_TINY_QUORUM": "1",
     }
-    processes: list[subprocess.Popen[bytes]] = []
+    coordinator: subprocess.Popen[bytes] | None = None
+    workers: list[subprocess.Popen[bytes]] = []
     try:
         print("starting the coordinator (the first start builds the cpu-tiny track)...", flush=True)
+        # Own sessions: a Ctrl-C in the terminal reaches only this script, which stops the
+        # network in order (stop_network) instead of every process at once.
         coordinator = subprocess.Popen(
-            [str(BIN / "coordinator"), "serve", "--port", str(port), "--log-level", "warning"], env=env
+            [str(BIN / "coordinator"), "serve", "--port", str(port), "--log-level", "warning"],
+            env=env,
+            start_new_session=True,
         )
-        processes.append(coordinator)
         wait_until_up(url, coordinator)
         for account in ("alice", "bob"):
-            processes.append(
+            workers.append(
                 subprocess.Popen(
                     [str(BIN / "worker"), "join", url, "--agent", "offline", "--account", account,
                      "--name", f"{account}-cpu", "--home", str(home / f"worker-{account}"), "--threads", "1",
                      "--quiet"],
                     env=os.environ.copy(),
+                    start_new_session=True,
                 )
-            )
+            )  # fmt: skip
         print(f"\nleaderboard: {url}/tracks/cpu-tiny   (Ctrl-C stops the network)\n", flush=True)
-        while all(p.poll() is None for p in processes):
+        while coordinator.poll() is None and all(w.poll() is None for w in workers):
             time.sleep(1)
         sys.exit("a process of the network exited; stopping the rest")
     except KeyboardInterrupt:
         pass
     finally:
-        for process in reversed(processes):
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        for process in reversed(processes):
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_network(workers, coordinator)
 
 
 if __name__ == "__main__":
