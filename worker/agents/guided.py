@@ -32,10 +32,11 @@ Rules, in the order they apply:
 
 5. **Steps that can be told apart from noise.** A float moves by a factor drawn uniformly on a
    log scale between 1.3 and 2 (a fraction, on its odds: worker.agents.mutation), an int by its
-   one step. Pooled over 12 cpu-tiny networks of both strategies (bench/agent_search.py at a 5 s
-   budget, sized by bench/move_yield.py), 1 of the 68 float moves under 1.3x became a verified
-   improvement, against 9 of the 59 from 1.3x to 2x and 1 of the 25 beyond: a small move's
-   effect drowns in the seed noise that promotion must beat, and a large one overshoots.
+   one step. Pooled over 36 cpu-tiny networks of both strategies (bench/agent_search.py at a 5 s
+   budget, sized by bench/move_yield.py; figures in bench/RESULTS.md), 4 of the 129 float moves
+   under 1.3x became verified improvements, against 23 of the 261 from 1.3x to 2x and 1 of the
+   45 beyond: a small move's effect drowns in the seed noise that promotion must beat, and a
+   large one overshoots.
 
 All draws come from the agent's random.Random(context.seed), so a seed and a context always give
 the same change.
