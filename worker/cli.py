@@ -36,6 +36,13 @@ class Device(StrEnum):
     cuda = "cuda"
 
 
+# Options that `join` and `run` share, so a run reads its machine the way a lease does.
+ThreadsOption = Annotated[
+    int | None, typer.Option(min=1, help="CPU threads for training (default: torch's choice).")
+]
+DeviceOption = Annotated[Device, typer.Option(help="Where to train: auto picks CUDA when present.")]
+
+
 class OfflineStrategy(StrEnum):
     """The names in worker.agents.offline.STRATEGIES (a test keeps the two in step)."""
 
@@ -163,12 +170,8 @@ def join(
     track: Annotated[
         str | None, typer.Option(help="Work on this track only (default: any track of this hardware).")
     ] = None,
-    threads: Annotated[
-        int | None, typer.Option(min=1, help="CPU threads for training (default: torch's choice).")
-    ] = None,
-    device: Annotated[
-        Device, typer.Option(help="Where to train: auto picks CUDA when present.")
-    ] = Device.auto,
+    threads: ThreadsOption = None,
+    device: DeviceOption = Device.auto,
     seed: Annotated[
         int | None,
         typer.Option(help="Mix this into the agent's random choices (default: the lease's seed alone)."),
@@ -283,12 +286,8 @@ def run(
         bool, typer.Option("--json", help="Print one JSON object (status, layer, code, reason, metrics).")
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed for the initialisation and the data order.")] = 1,
-    threads: Annotated[
-        int | None, typer.Option(min=1, help="CPU threads for training (default: torch's choice).")
-    ] = None,
-    device: Annotated[
-        Device, typer.Option(help="Where to train: auto picks CUDA when present.")
-    ] = Device.auto,
+    threads: ThreadsOption = None,
+    device: DeviceOption = Device.auto,
     home: Annotated[
         Path, typer.Option(help="Worker folder whose data cache holds the track's files (shared with join).")
     ] = DEFAULT_HOME,
