@@ -10,11 +10,17 @@ coordinator's research log and leaderboard and reports, per network:
 - verified: experiments that became verified improvements (promoted to head);
 - to first: explore runs up to and including the first one that was verified;
 - best Δ: the best verified val_bpb minus the baseline's calibrated val_bpb (negative is better);
+- Δ@N: the same, counting only the first N explore runs, where N is the fewest explore runs any
+  network made; every network is judged after the same number of runs;
 - dead: experiments that changed a constant of the other hardware (GPU_* on this CPU track),
   which cannot change the model and so are runs of pure seed noise.
 
     python bench/agent_search.py                        # 2 seeds x 2 strategies, about 12 minutes
     python bench/agent_search.py --seeds 1 2 3 4 5 6 --experiments 24 --json > agent_search.json
+    python bench/agent_search.py --pool batch1.json batch2.json   # tables and tests over both
+
+Below the tables it tests each strategy against the first (random), one-sided: a Fisher exact
+test on verified improvements per explore run, and a sign test on Δ@N paired by seed.
 
 Both strategies get the same worker seeds (`--seed N` for one account, `N + 1000` for the other),
 and for each seed they run back to back, in alternating order, so load from other processes on a
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -38,7 +45,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -68,12 +75,23 @@ class Outcome:
     best_val_bpb: float | None
     dead: int
     wall_s: float
+    # Per explore run, oldest first: its verified val_bpb minus the baseline's, or None if not verified.
+    verified_deltas: list[float | None] = field(default_factory=list)
 
     @property
     def best_delta(self) -> float | None:
         if self.best_val_bpb is None or self.baseline_val_bpb is None:
             return None
         return self.best_val_bpb - self.baseline_val_bpb
+
+    def best_delta_after(self, runs: int) -> float:
+        """The best verified Δ among the first `runs` explore runs; 0 where none of them was verified."""
+        return min((d for d in self.verified_deltas[:runs] if d is not None), default=0.0)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Outcome:
+        names = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in names})
 
 
 def _free_port() -> int:
@@ -169,6 +187,13 @@ def read_outcome(url: str, *, strategy: str, seed: int, wall_s: float) -> Outcom
             verify += sum(1 for run in detail["runs"] if run["kind"] == "verify")
     improved = [e["val_bpb"] for e in board["entries"] if e["hash"] != board["baseline_hash"]]
     changes = [parse_change(entry) for entry in oldest_first]
+    baseline = board["baseline_val_bpb"]
+    verified_deltas = [
+        entry["val_bpb"] - baseline
+        if entry["status"] == "verified" and entry["val_bpb"] is not None and baseline is not None
+        else None
+        for entry in oldest_first
+    ]
     return Outcome(
         strategy=strategy,
         seed=seed,
@@ -181,6 +206,7 @@ def read_outcome(url: str, *, strategy: str, seed: int, wall_s: float) -> Outcom
         best_val_bpb=min(improved) if improved else None,
         dead=sum(1 for c in changes if c is not None and not applies_to_hardware(c.name, "cpu")),
         wall_s=wall_s,
+        verified_deltas=verified_deltas,
     )
 
 
@@ -229,7 +255,12 @@ def _mean(values: list[float]) -> float | None:
     return statistics.fmean(values) if values else None
 
 
-def summary(outcomes: list[Outcome], strategy: str) -> dict[str, Any]:
+def common_horizon(outcomes: list[Outcome]) -> int:
+    """The fewest explore runs any network made: the N of Δ@N, so each network is judged alike."""
+    return min((len(o.verified_deltas) for o in outcomes), default=0)
+
+
+def summary(outcomes: list[Outcome], strategy: str, *, horizon: int) -> dict[str, Any]:
     mine = [o for o in outcomes if o.strategy == strategy]
     explore = sum(o.explore for o in mine)
     verified = sum(o.verified for o in mine)
@@ -245,38 +276,143 @@ def summary(outcomes: list[Outcome], strategy: str) -> dict[str, Any]:
         "networks_with_a_verified_improvement": len(firsts),
         "mean_runs_to_first": _mean(firsts),
         "mean_best_delta": _mean(deltas),  # a network without an improvement counts 0
+        "horizon": horizon,
+        "mean_best_delta_at_horizon": _mean([o.best_delta_after(horizon) for o in mine]),
         "dead": sum(o.dead for o in mine),
     }
 
 
+# --- tests of "better than the first strategy" -----------------------------------------------------
+
+
+def fisher_one_sided(hits: int, runs: int, other_hits: int, other_runs: int) -> float:
+    """P(at least `hits` of the pooled hits fall in the first group) if both groups share one rate.
+
+    The one-sided Fisher exact test of "the first group's rate is higher", by the hypergeometric tail.
+    """
+    total_hits, total_runs = hits + other_hits, runs + other_runs
+    denominator = math.comb(total_runs, total_hits)
+    upper = min(total_hits, runs)
+    return (
+        sum(math.comb(runs, k) * math.comb(other_runs, total_hits - k) for k in range(hits, upper + 1))
+        / denominator
+    )
+
+
+def sign_test_one_sided(wins: int, losses: int) -> float:
+    """P(at least `wins` wins in wins + losses fair coin tosses); ties are left out before calling."""
+    n = wins + losses
+    return sum(math.comb(n, k) for k in range(wins, n + 1)) / 2**n if n else 1.0
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One strategy against a reference, over the seeds both ran."""
+
+    strategy: str
+    reference: str
+    rate_p: float  # Fisher, verified improvements per explore run
+    wins: int  # seeds where the strategy's Δ@N is lower (better) than the reference's
+    losses: int
+    ties: int
+    sign_p: float
+
+
+def compare(outcomes: list[Outcome], strategy: str, reference: str, *, horizon: int) -> Comparison:
+    mine = {o.seed: o for o in outcomes if o.strategy == strategy}
+    theirs = {o.seed: o for o in outcomes if o.strategy == reference}
+    wins = losses = ties = 0
+    for seed in sorted(mine.keys() & theirs.keys()):
+        gap = mine[seed].best_delta_after(horizon) - theirs[seed].best_delta_after(horizon)
+        if gap < 0:
+            wins += 1
+        elif gap > 0:
+            losses += 1
+        else:
+            ties += 1
+    return Comparison(
+        strategy=strategy,
+        reference=reference,
+        rate_p=fisher_one_sided(
+            sum(o.verified for o in mine.values()),
+            sum(o.explore for o in mine.values()),
+            sum(o.verified for o in theirs.values()),
+            sum(o.explore for o in theirs.values()),
+        ),
+        wins=wins,
+        losses=losses,
+        ties=ties,
+        sign_p=sign_test_one_sided(wins, losses),
+    )
+
+
 def print_table(outcomes: list[Outcome], strategies: list[str]) -> None:
-    header = f"{'strategy':<8} {'seed':>4} {'explore':>7} {'verify':>6} {'verified':>8} {'to first':>8} {'pending':>7} {'best Δ':>8} {'dead':>4} {'wall':>5}"
+    horizon = common_horizon(outcomes)
+    at = f"Δ@{horizon}"
+    header = (
+        f"{'strategy':<8} {'seed':>4} {'explore':>7} {'verify':>6} {'verified':>8} {'to first':>8}"
+        f" {'pending':>7} {'best Δ':>8} {at:>8} {'dead':>4} {'wall':>5}"
+    )
     print(header)
     print("-" * len(header))
     for o in outcomes:
         print(
             f"{o.strategy:<8} {o.seed:>4} {o.explore:>7} {o.verify:>6} {o.verified:>8}"
             f" {_fmt(o.runs_to_first, 'd'):>8} {o.candidates_left:>7} {_fmt(o.best_delta, '+.4f'):>8}"
-            f" {o.dead:>4} {o.wall_s:>4.0f}s"
+            f" {o.best_delta_after(horizon):>+8.4f} {o.dead:>4} {o.wall_s:>4.0f}s"
         )
     print()
     print(
         f"{'strategy':<8} {'networks':>8} {'explore':>7} {'verified':>8} {'per 10':>6} {'found':>5}"
-        f" {'to first':>8} {'best Δ':>8} {'dead':>4}"
+        f" {'to first':>8} {'best Δ':>8} {at:>8} {'dead':>4}"
     )
     for strategy in strategies:
-        s = summary(outcomes, strategy)
+        s = summary(outcomes, strategy, horizon=horizon)
         print(
             f"{strategy:<8} {s['networks']:>8} {s['explore']:>7} {s['verified']:>8}"
             f" {_fmt(s['verified_per_10_explore'], '.2f'):>6}"
             f" {s['networks_with_a_verified_improvement']:>2}/{s['networks']:<2}"
-            f" {_fmt(s['mean_runs_to_first'], '.1f'):>8} {_fmt(s['mean_best_delta'], '+.4f'):>8} {s['dead']:>4}"
+            f" {_fmt(s['mean_runs_to_first'], '.1f'):>8} {_fmt(s['mean_best_delta'], '+.4f'):>8}"
+            f" {_fmt(s['mean_best_delta_at_horizon'], '+.4f'):>8} {s['dead']:>4}"
         )
     print(
         "\nper 10: verified improvements per 10 explore runs; found: networks with at least one;"
         " to first: mean over those;\nbest Δ: mean best verified val_bpb minus baseline (0 where none);"
-        " dead: runs that changed a GPU_* constant on this CPU track."
+        f" {at}: the same over each network's first {horizon} explore runs;"
+        "\ndead: runs that changed a GPU_* constant on this CPU track."
     )
+    for strategy in strategies[1:]:
+        c = compare(outcomes, strategy, strategies[0], horizon=horizon)
+        print(
+            f"\n{c.strategy} against {c.reference}, one-sided: verified per explore run, Fisher exact"
+            f" p = {c.rate_p:.3f}; {at} paired by seed, {c.wins} better, {c.losses} worse, {c.ties} tied,"
+            f" sign test p = {c.sign_p:.3f}"
+        )
+
+
+def report(args: argparse.Namespace, outcomes: list[Outcome]) -> dict[str, Any]:
+    horizon = common_horizon(outcomes)
+    return {
+        "settings": {k: v for k, v in vars(args).items() if k not in {"json", "keep", "pool"}},
+        "networks": [asdict(o) | {"best_delta": o.best_delta} for o in outcomes],
+        "summary": [summary(outcomes, strategy, horizon=horizon) for strategy in args.strategies],
+        "comparisons": [
+            asdict(compare(outcomes, strategy, args.strategies[0], horizon=horizon))
+            for strategy in args.strategies[1:]
+        ],
+    }
+
+
+def read_reports(paths: list[Path]) -> list[Outcome]:
+    """The networks of earlier `--json` reports, for one table over several batches."""
+    outcomes: list[Outcome] = []
+    for path in paths:
+        try:
+            networks = json.loads(path.read_text())["networks"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SystemExit(f"{path}: not a report of this script's --json ({exc})") from None
+        outcomes.extend(Outcome.from_json(network) for network in networks)
+    return outcomes
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -298,6 +434,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--keep", action="store_true", help="keep each network's folder and logs")
+    parser.add_argument(
+        "--pool",
+        nargs="+",
+        type=Path,
+        metavar="REPORT",
+        help="run nothing: tabulate earlier --json reports together",
+    )
     args = parser.parse_args(argv)
     if args.calibration_runs < 2:
         parser.error("--calibration-runs must be 2 or more: promotion needs a measured seed noise")
@@ -306,8 +449,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    outcomes: list[Outcome] = []
-    for index, seed in enumerate(args.seeds):
+    outcomes: list[Outcome] = read_reports(args.pool) if args.pool else []
+    if args.pool:
+        args.strategies = [s for s in args.strategies if any(o.strategy == s for o in outcomes)]
+    for index, seed in enumerate([] if args.pool else args.seeds):
         # Alternate the order per seed so slow drifts in machine load do not favour one strategy.
         order = args.strategies if index % 2 == 0 else list(reversed(args.strategies))
         for strategy in order:
@@ -321,12 +466,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     outcomes.sort(key=lambda o: (args.strategies.index(o.strategy), o.seed))
     if args.json:
-        report = {
-            "settings": {k: v for k, v in vars(args).items() if k not in {"json", "keep"}},
-            "networks": [asdict(o) | {"best_delta": o.best_delta} for o in outcomes],
-            "summary": [summary(outcomes, strategy) for strategy in args.strategies],
-        }
-        print(json.dumps(report, indent=2))
+        print(json.dumps(report(args, outcomes), indent=2))
     else:
         print_table(outcomes, args.strategies)
     return 0
