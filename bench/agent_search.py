@@ -385,8 +385,8 @@ def print_table(outcomes: list[Outcome], strategies: list[str]) -> None:
         c = compare(outcomes, strategy, strategies[0], horizon=horizon)
         print(
             f"\n{c.strategy} against {c.reference}, one-sided: verified per explore run, Fisher exact"
-            f" p = {c.rate_p:.3f}; {at} paired by seed, {c.wins} better, {c.losses} worse, {c.ties} tied,"
-            f" sign test p = {c.sign_p:.3f}"
+            f" p = {c.rate_p:.2g}; {at} paired by seed, {c.wins} better, {c.losses} worse, {c.ties} tied,"
+            f" sign test p = {c.sign_p:.2g}"
         )
 
 
