@@ -10,10 +10,23 @@ as plainly, what it cannot.
 """
 
 from shared.policy.check import DEFAULT_MAX_BYTES, check_source
+from shared.policy.data import DataFigures, measure_data
 from shared.policy.report import CODES, PolicyReport, Violation
+from shared.policy.rules import MAX_COMPRESSED_BYTES, MAX_LITERAL_BYTES
 
 # Bump when a change could turn a passing variant into a failing one, or the reverse, so that
 # stored verdicts can be told apart.
-POLICY_VERSION = "1"
+POLICY_VERSION = "3"
 
-__all__ = ["CODES", "DEFAULT_MAX_BYTES", "POLICY_VERSION", "PolicyReport", "Violation", "check_source"]
+__all__ = [
+    "CODES",
+    "DEFAULT_MAX_BYTES",
+    "MAX_COMPRESSED_BYTES",
+    "MAX_LITERAL_BYTES",
+    "POLICY_VERSION",
+    "DataFigures",
+    "PolicyReport",
+    "Violation",
+    "check_source",
+    "measure_data",
+]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Sequence
 
-from shared.policy.paths import is_module_name
+from shared.policy.paths import canonical_path, is_library_module
 from shared.policy.rules import KNOWN_MODULES
 from shared.policy.scopes import Site, bound_name
 from shared.policy.syntax import literal_getattr, unchain
@@ -99,7 +99,13 @@ class NameTable:
         return self._paths.get(name)
 
     def is_module(self, path: str) -> bool:
-        return path in self._module_paths or is_module_name(path)
+        """Whether `path` is a module: one this source imports, or one the libraries hold (under
+        any of their names for it, library.py)."""
+        return (
+            path in self._module_paths
+            or canonical_path(path) in self._module_paths
+            or is_library_module(path)
+        )
 
     def resolve(self, node: ast.AST) -> str | None:
         """The dotted path `node` stands for (`F.softmax` -> `torch.nn.functional.softmax`), or None."""

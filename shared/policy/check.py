@@ -27,7 +27,7 @@ def check_source(source: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> PolicyRe
     except (RecursionError, MemoryError):
         # The parser gives up on very deep nesting before this module's own (iterative) walk would.
         return _refuse(TOO_LARGE, 1, 0, "the source is nested too deeply to check")
-    found = find_violations(tree)
+    found = find_violations(tree, source)
     unique = dict.fromkeys(found)  # one chain can trip the same rule twice
     return PolicyReport(tuple(sorted(unique, key=lambda v: (v.line, v.col, v.code, v.message))))
 

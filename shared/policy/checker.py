@@ -1,23 +1,30 @@
-"""Runs the checks over every node of a parsed train.py. README.md says what each one stops."""
+"""Runs the checks over every node of a parsed train.py, then the data caps over all of them.
+README.md says what each one stops."""
 
 from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
 
+from shared.policy.checks import annotations as annotation_checks
 from shared.policy.checks import attributes, calls, definitions, imports, names
 from shared.policy.context import Context
+from shared.policy.data import check_data
 from shared.policy.report import Violation
 from shared.policy.scopes import FUNCTIONS, Site
 
 
-def find_violations(tree: ast.Module) -> list[Violation]:
+def find_violations(tree: ast.Module, source: str) -> list[Violation]:
     context = Context(tree)
-    return [found for site in context.sites for found in _check(context, site)]
+    found = [found for site in context.sites for found in _check(context, site)]
+    found.extend(check_data(source, (site.node for site in context.sites)))
+    return found
 
 
 def _check(context: Context, site: Site) -> Iterator[Violation]:
     node = site.node
+    if isinstance(node, ast.expr) and annotation_checks.is_evaluated_annotation(site):
+        yield from annotation_checks.check_annotation(context, site, node)
     if isinstance(node, (ast.Import, ast.ImportFrom)):
         yield from imports.check_import(site, node)
     elif isinstance(node, ast.Name):

@@ -6,8 +6,12 @@ import ast
 
 from shared.policy.aliases import NameTable
 from shared.policy.report import Violation
-from shared.policy.scopes import FUNCTIONS, Site, module_bindings, walk
+from shared.policy.scopes import FUNCTIONS, Site, bound_name, module_bindings, walk
 from shared.policy.syntax import literal_getattr, positional_parameters
+
+# Where a name is bound: the function-like scope that binds it, or None for the module and class
+# bodies together (a class body's names are visible to the annotations in it).
+BindingKey = tuple[ast.AST | None, str]
 
 
 class Context:
@@ -34,6 +38,10 @@ class Context:
             and site.in_class_body
             and (params := positional_parameters(site.node))
         }
+        self.bindings, self.declared = _bindings(self.sites)
+        # The annotation check's verdicts on names, and how deep in aliases it is judging now.
+        self.type_names: dict[BindingKey, bool] = {}
+        self.alias_depth = 0
 
     def site_of(self, node: ast.AST) -> Site:
         return self._site_of[node]
@@ -51,6 +59,45 @@ class Context:
         """Whether `name` at `site` is the self (or cls) of the method it is used in."""
         scope = site.binder(name)
         return scope is not None and self._receivers.get(scope.node) == name
+
+
+def binding_key(site: Site, name: str) -> BindingKey:
+    scope = site.binder(name)
+    return (None if scope is None else scope.node), name
+
+
+def _bindings(sites: list[Site]) -> tuple[dict[BindingKey, list[tuple[Site, ast.AST]]], frozenset[str]]:
+    """Every binding of every name, as (site of the binding, what binds it): a class or function
+    definition, an import, the Assign or AnnAssign whose plain target it is, or the node itself
+    for any other binding (loop and `with` targets, walrus, except, match). Also the names that
+    `global` or `nonlocal` rebinds from another scope."""
+    bindings: dict[BindingKey, list[tuple[Site, ast.AST]]] = {}
+    declared: set[str] = set()
+
+    def bind(site: Site, name: str, how: ast.AST) -> None:
+        bindings.setdefault(binding_key(site, name), []).append((site, how))
+
+    for site in sites:
+        node = site.node
+        if isinstance(node, (*FUNCTIONS, ast.ClassDef)):
+            bind(site, node.name, node)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name != "*":
+                    bind(site, bound_name(alias), node)
+        elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            statement = site.parent
+            plain = (isinstance(statement, ast.Assign) and site.field == "targets") or (
+                isinstance(statement, ast.AnnAssign) and site.field == "target"
+            )
+            bind(site, node.id, statement if plain and statement is not None else node)
+        elif isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and node.name:
+            bind(site, node.name, node)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            bind(site, node.rest, node)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            declared.update(node.names)
+    return bindings, frozenset(declared)
 
 
 def violation(node: ast.AST, code: str, message: str) -> Violation:

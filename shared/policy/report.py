@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 # Stable codes. Callers branch on these and README.md documents each one; never rename them.
 TOO_LARGE = "too_large"
+TOO_MUCH_DATA = "too_much_data"
 SYNTAX_ERROR = "syntax_error"
 IMPORT_NOT_ALLOWED = "import_not_allowed"
 FORBIDDEN_CALL = "forbidden_call"
@@ -18,6 +19,7 @@ STAR_IMPORT = "star_import"
 
 CODES: tuple[str, ...] = (
     TOO_LARGE,
+    TOO_MUCH_DATA,
     SYNTAX_ERROR,
     IMPORT_NOT_ALLOWED,
     FORBIDDEN_CALL,

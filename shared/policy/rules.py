@@ -76,6 +76,15 @@ class PathRule:
     reason: str
 
 
+OBJECT_DTYPE_REASON = (
+    "makes arrays of raw object references; built over bytes, they forge references to any address"
+)
+UNCHECKED_VIEW_REASON = "reaches memory outside the tensor's storage: torch does not check the bounds"
+SPARSE_REASON = (
+    "makes sparse tensors, whose index tensors torch trusts without checking: an index changed in "
+    "place (s.indices().add_(n)) writes outside the tensor"
+)
+
 PATH_RULES: tuple[PathRule, ...] = (
     # Host native code.
     PathRule("torch.utils.cpp_extension", NATIVE_CODE, "compiles and loads C++/CUDA extensions"),
@@ -83,6 +92,9 @@ PATH_RULES: tuple[PathRule, ...] = (
     PathRule("torch.ops.load_library", NATIVE_CODE, "loads a shared library"),
     PathRule("torch.classes.load_library", NATIVE_CODE, "loads a shared library"),
     PathRule("torch.cuda.jiterator", NATIVE_CODE, "compiles CUDA source strings"),
+    PathRule(
+        "torch.cuda.cudart", NATIVE_CODE, "hands back the CUDA runtime's module, which takes raw pointers"
+    ),
     PathRule(
         "torch.cuda.memory.CUDAPluggableAllocator", NATIVE_CODE, "loads an allocator from a shared library"
     ),
@@ -106,6 +118,40 @@ PATH_RULES: tuple[PathRule, ...] = (
         "triton.backends", NATIVE_CODE, "drives the compiler and loads binaries directly; use triton.jit"
     ),
     PathRule("triton.tools", NATIVE_CODE, "builds and links native code"),
+    PathRule(
+        "triton.experimental",
+        NATIVE_CODE,
+        "holds Triton's experimental front-ends (Gluon), unvetted and re-exporting what triton.aggregate does",
+    ),
+    # Memory outside any array or tensor: numpy arrays over a raw buffer (with an object dtype
+    # their elements are references forged from the bytes), and torch operators that skip the
+    # bounds check of the storage they view.
+    PathRule(
+        "numpy.frombuffer", NATIVE_CODE, "builds an array over raw memory; use numpy.array or torch tensors"
+    ),
+    PathRule("numpy.rec", NATIVE_CODE, "builds record arrays over raw bytes, object fields included"),
+    PathRule(
+        "numpy.core.records", NATIVE_CODE, "builds record arrays over raw bytes, object fields included"
+    ),
+    PathRule("numpy.object_", NATIVE_CODE, OBJECT_DTYPE_REASON),
+    PathRule("numpy.dtypes.ObjectDType", NATIVE_CODE, OBJECT_DTYPE_REASON),
+    PathRule(
+        "torch.ops.prims",
+        NATIVE_CODE,
+        "is one of torch's internal primitives, which skip its checks (prims.as_strided reaches "
+        "memory outside the tensor)",
+    ),
+    PathRule(
+        "torch.ops.debugprims",
+        NATIVE_CODE,
+        "is one of torch's internal debugging primitives (they read files)",
+    ),
+    PathRule(
+        "torch.ops.rngprims", NATIVE_CODE, "is one of torch's internal primitives, which skip its checks"
+    ),
+    PathRule("torch.sparse", NATIVE_CODE, SPARSE_REASON),
+    PathRule("torch.ops.aten.set", NATIVE_CODE, UNCHECKED_VIEW_REASON),
+    PathRule("torch.ops.aten.set_", NATIVE_CODE, UNCHECKED_VIEW_REASON),
     # Files, processes and the network.
     PathRule("torch.load", IO_ACCESS, "reads files; training data comes only through ctx.batches"),
     PathRule("torch.save", IO_ACCESS, "writes files"),
@@ -168,6 +214,50 @@ PATH_RULES: tuple[PathRule, ...] = (
     PathRule(
         "torch.ops.import_module", IMPORT_NOT_ALLOWED, "imports modules by name, around the import allowlist"
     ),
+    # Annotations evaluated as code, or handed back as values (README.md, "annotations").
+    PathRule(
+        "functools.singledispatch",
+        FORBIDDEN_CALL,
+        "evaluates annotation strings as code (through typing.get_type_hints) and hands back the "
+        "classes it registers; dispatch with isinstance()",
+    ),
+    PathRule(
+        "functools.singledispatchmethod",
+        FORBIDDEN_CALL,
+        "evaluates annotation strings as code (through typing.get_type_hints) and hands back the "
+        "classes it registers; dispatch with isinstance()",
+    ),
+    PathRule("dataclasses.fields", FORBIDDEN_CALL, "hands back the classes in a dataclass's annotations"),
+    PathRule(
+        "triton.aggregate",
+        FORBIDDEN_CALL,
+        "evaluates annotation strings as code (through typing.get_type_hints)",
+    ),
+    *(
+        PathRule(
+            f"torch.jit.{name}",
+            FORBIDDEN_CALL,
+            "compiles TorchScript, which evaluates type comments and annotation strings as code; "
+            "use torch.compile",
+        )
+        for name in (
+            "script",
+            "script_method",
+            "script_if_tracing",
+            "interface",
+            "trace",
+            "trace_module",
+            "annotations",
+            "frontend",
+        )
+    ),
+    # Attribute sets copied between objects by name.
+    PathRule(
+        "functools.update_wrapper",
+        FORBIDDEN_CALL,
+        "copies attributes between objects by name, dunders included, onto any object; decorate "
+        "with @functools.wraps(f)",
+    ),
     # The harness's own machinery and measurements.
     PathRule(
         "torch.overrides", HARNESS_ACCESS, "function modes intercept every torch call, the harness's too"
@@ -192,8 +282,57 @@ PATH_RULES: tuple[PathRule, ...] = (
     ),
     PathRule("numpy.lib.stride_tricks.as_strided", HARNESS_ACCESS, "reads memory outside the array"),
     PathRule(
+        "numpy.lib.stride_tricks",
+        NATIVE_CODE,
+        "is as_strided and the helpers built on it, which view memory outside the array",
+    ),
+    PathRule(
+        "torch.backends.opt_einsum.get_opt_einsum",
+        MODULE_MONKEYPATCH,
+        "hands back the opt_einsum package as a value, under a name this check does not know",
+    ),
+    PathRule(
+        "torch.get_device_module",
+        MODULE_MONKEYPATCH,
+        "hands back a torch module as a value, under a name this check does not know; use "
+        "torch.cuda (or torch.cpu) by name",
+    ),
+    PathRule(
         "triton.knobs", HARNESS_ACCESS, "changes process-wide Triton settings and hooks, the harness's too"
     ),
+)
+
+# Rules whose last name is refused under any package path too: libraries re-export what they
+# import (torch.utils.checkpoint.get_type_hints is typing's, torch.CompilationUnit is torch.jit's).
+# Only names no honest API shares; tests/unit/test_policy_exposure.py finds every public path to
+# each rule's object and fails when one is not refused.
+REFUSED_UNDER_ANY_PACKAGE: frozenset[str] = frozenset(
+    {
+        "typing.get_type_hints",
+        "typing.ForwardRef",
+        "typing.get_args",
+        "typing.get_origin",
+        "typing.NamedTupleMeta",
+        "dataclasses.make_dataclass",
+        "abc.ABCMeta",
+        "enum.EnumMeta",
+        "enum.EnumType",
+        "functools.update_wrapper",
+        "functools.singledispatch",
+        "functools.singledispatchmethod",
+        "torch.jit.CompilationUnit",
+        "torch.cuda.memory.CUDAPluggableAllocator",
+        "torch.cuda.memory.change_current_allocator",
+        "torch.compiler.load_cache_artifacts",
+        "torch.get_device_module",
+        "torch.backends.opt_einsum.get_opt_einsum",
+        "torch.cuda.cudart",
+        "torch.set_default_dtype",
+        "torch.set_default_tensor_type",
+        "numpy.frombuffer",
+        "numpy.object_",
+        "numpy.dtypes.ObjectDType",
+    }
 )
 
 # Modules that allowed modules import for themselves and so expose as attributes (`torch.os`,
@@ -356,7 +495,7 @@ DYNAMO_OPTIONS: frozenset[str] = frozenset(
     }
 )
 
-# The only attributes of imported modules that may be assigned.
+# The only attributes of imported modules that may be assigned (besides PRECISION_STORES).
 CONFIG_STORES: frozenset[str] = frozenset(
     {
         "torch.backends.cuda.matmul.allow_tf32",
@@ -369,6 +508,34 @@ CONFIG_STORES: frozenset[str] = frozenset(
         *(f"torch._dynamo.config.{name}" for name in DYNAMO_OPTIONS),
     }
 )
+
+# PyTorch's per-backend float32 precision settings (the documented successor of `allow_tf32`),
+# each with the literal values torch accepts for it: CUDA's refuse "bf16". They may be assigned
+# only a literal string from that set. tests/unit/test_policy_exposure.py checks the table
+# against the installed torch.
+_PRECISIONS = frozenset({"ieee", "tf32", "bf16", "none"})
+_CUDA_PRECISIONS = frozenset({"ieee", "tf32", "none"})
+PRECISION_STORES: dict[str, frozenset[str]] = {
+    "torch.backends.fp32_precision": _PRECISIONS,
+    "torch.backends.cuda.matmul.fp32_precision": _CUDA_PRECISIONS,
+    "torch.backends.cudnn.fp32_precision": _CUDA_PRECISIONS,
+    "torch.backends.cudnn.conv.fp32_precision": _CUDA_PRECISIONS,
+    "torch.backends.cudnn.rnn.fp32_precision": _CUDA_PRECISIONS,
+    "torch.backends.mkldnn.fp32_precision": _PRECISIONS,
+    "torch.backends.mkldnn.matmul.fp32_precision": _PRECISIONS,
+    "torch.backends.mkldnn.conv.fp32_precision": _PRECISIONS,
+    "torch.backends.mkldnn.rnn.fp32_precision": _PRECISIONS,
+}
+
+# --- literal data ----------------------------------------------------------------------------
+
+# A variant may not carry a data set (the validation text, say) in its source. Literal data is
+# the UTF-8 bytes of every str and bytes constant plus the source text of every number; the
+# compressed size of the whole source bounds what is hidden in identifiers or code structure.
+# baseline/train.py carries about an eighth of each (README.md has the figures).
+MAX_LITERAL_BYTES = 24 * 1024
+MAX_COMPRESSED_BYTES = 48 * 1024
+COMPRESSION_LEVEL = 9  # zlib
 
 # Private (`_name`) paths that are allowed: the compiler settings above and the fused ops that
 # fast optimizers use. Everything else private is refused.
@@ -440,6 +607,35 @@ KNOWN_MODULES: frozenset[str] = frozenset(
 # them to code that patches them.
 SENSITIVE_CLASS_NAMES: frozenset[str] = frozenset({"Tensor", "Module", "Parameter", "Buffer"})
 
+# numpy classes whose constructor builds an array over any buffer (with an object dtype, over
+# references forged from its bytes), by name under any numpy path. Named only where naming them
+# cannot construct or subclass them: annotations, isinstance() checks, comparisons. Not in a
+# subscript outside annotations: `typing.Annotated[np.ndarray, ...]` and `np.ndarray[...]` are
+# generic aliases, and calling one constructs its class.
+# numpy.typing.NDArray is ndarray's generic alias, which constructs one when called.
+RAW_BUFFER_CLASS_NAMES: frozenset[str] = frozenset({"ndarray", "recarray", "NDArray"})
+# numpy's names for the object dtype, in the strings numpy accepts (a byte order or size prefix
+# and field separators aside).
+OBJECT_DTYPE_CODES: frozenset[str] = frozenset({"O", "O4", "O8", "object", "object_"})
+
+# Sparse tensors: refused in every attribute whose name holds this (to_sparse, sparse_coo_tensor,
+# torch.sparse_coo, embedding_sparse_backward, a module's `.sparse` flag), but the checks below.
+SPARSE_NAME = "sparse"
+SPARSE_NAMES_ALLOWED: frozenset[str] = frozenset({"is_sparse", "is_sparse_csr"})
+# Embedding layers make sparse gradients when asked: by `sparse=` (refused unless a literal False)
+# or positionally. Callables of torch so named take at most this many positional arguments, and
+# none unpacked: the fewest before `sparse` among torch's callables of that name (torch.embedding
+# has it fifth, torch.nn.functional.embedding seventh). tests/unit/test_policy_exposure.py checks
+# the table against torch's operators.
+SPARSE_FLAG_POSITIONS: dict[str, int] = {
+    "Embedding": 6,
+    "EmbeddingBag": 6,
+    "from_pretrained": 6,
+    "embedding": 4,
+    "embedding_bag": 5,
+    "embedding_backward": 5,
+}
+
 # torch classes a variant may subclass: modules, optimizers and autograd functions, but nothing
 # that is itself a tensor (a tensor subclass can change how the harness's tensor ops behave).
 TORCH_BASES_ALLOWED: tuple[str, ...] = (
@@ -481,6 +677,20 @@ ENUM_FACTORIES: frozenset[str] = frozenset(
 )
 # Library functions that, like getattr, take attribute names as strings.
 STRING_ATTRIBUTE_FUNCTIONS: frozenset[str] = frozenset({"operator.attrgetter", "operator.methodcaller"})
+# Functions whose arguments the call checks judge: they may only be called where they are named
+# (or used as a decorator), never handed on as values to be called out of sight.
+CALL_CHECKED_FUNCTIONS: frozenset[str] = frozenset(
+    {
+        *STRING_ATTRIBUTE_FUNCTIONS,
+        "functools.wraps",
+        "torch.compile",
+        "torch.library.custom_op",
+        "torch.library.triton_op",
+        "torch.library.register_fake",
+        "torch.library.register_autograd",
+        "torch.library.register_kernel",
+    }
+)
 
 # Dunder methods a class in train.py may define. Others (__torch_function__, __getattr__,
 # __del__, __init_subclass__, ...) change how objects behave inside the harness's own code.
@@ -558,6 +768,15 @@ ATTRIBUTE_NAME_RULES: dict[str, tuple[str, str]] = {
         for name in ("import_module", "module_from_spec", "spec_from_file_location", "spec_from_loader")
     },
     "py_impl": (MODULE_MONKEYPATCH, "replaces the kernel of an existing torch operator"),
+    "obj": (
+        HARNESS_ACCESS,
+        "hands back the object a failed attribute lookup was made on (AttributeError.obj): a module, "
+        "say, under a name this check does not know",
+    ),
+    **{
+        name: (NATIVE_CODE, UNCHECKED_VIEW_REASON)
+        for name in ("set_", "as_strided_copy", "as_strided_scatter")
+    },
 }
 # Underscore names that are public API (namedtuple's methods, torch.compile's wrapped module), and
 # so may be read on any object; other `_names` only on self or cls.
@@ -567,3 +786,31 @@ PUBLIC_UNDERSCORE_ATTRIBUTES: frozenset[str] = frozenset(
 
 # torch.nn.modules.module.register_module_forward_hook and friends: hooks on every module.
 GLOBAL_HOOK_PREFIX = "register_module_"
+
+# --- annotations -----------------------------------------------------------------------------
+
+# Class decorators that return the class they are given, so that the name stays a class.
+CLASS_DECORATORS: frozenset[str] = frozenset(
+    {
+        "dataclasses.dataclass",
+        "enum.unique",
+        "functools.total_ordering",
+        "typing.final",
+        "typing.runtime_checkable",
+    }
+)
+# Calls whose result is a type and may be named in annotations: `T = TypeVar("T")`.
+TYPE_FACTORIES: frozenset[str] = frozenset({"typing.TypeVar", "typing.NewType"})
+# What an annotation may subscript: typing's generics and the classes that take type arguments.
+GENERIC_BUILTINS: frozenset[str] = frozenset({"list", "dict", "tuple", "set", "frozenset", "type"})
+GENERIC_PREFIXES: tuple[str, ...] = (
+    "typing",
+    "collections",
+    "numpy.typing",
+    "numpy.ndarray",
+    "numpy.dtype",
+)
+# Decorators that make a Triton kernel: Triton renders each parameter's annotation into the
+# Python source of its launcher, so those may only be triton.language types (tl.constexpr).
+TRITON_KERNEL_DECORATORS: tuple[str, ...] = ("triton.jit", "triton.autotune", "triton.heuristics")
+TRITON_ANNOTATION_PREFIX = "triton.language"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.policy import check_source
+from shared.policy import MAX_COMPRESSED_BYTES, MAX_LITERAL_BYTES, check_source, measure_data
 
 BASELINE = Path(__file__).resolve().parents[2] / "baseline" / "train.py"
 
@@ -511,3 +511,203 @@ def test_private_attributes_are_fine_on_self_and_cls() -> None:
         """
     )
     assert check_source(source).ok
+
+
+# Every documented TF32/precision switch of current PyTorch, old and new. The harness restores
+# these before it evaluates, so a variant may leave any of them set.
+PRECISION_SETTINGS = """\
+import torch
+from torch.backends import cudnn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+torch.set_float32_matmul_precision("high")
+torch.backends.cuda.matmul.allow_tf32 = True
+torch.backends.cudnn.allow_tf32 = True
+torch.backends.cudnn.benchmark = True
+torch.backends.cudnn.deterministic = False
+torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = True
+torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction = True
+torch.backends.fp32_precision = "tf32"
+torch.backends.cuda.matmul.fp32_precision = "tf32"
+torch.backends.cudnn.fp32_precision = "ieee"
+torch.backends.cudnn.conv.fp32_precision = "tf32"
+torch.backends.cudnn.rnn.fp32_precision = "none"
+cudnn.conv.fp32_precision = "tf32"
+torch.backends.mkldnn.fp32_precision = "bf16"
+torch.backends.mkldnn.matmul.fp32_precision = "bf16"
+torch.backends.mkldnn.conv.fp32_precision = "tf32"
+torch.backends.mkldnn.rnn.fp32_precision = "ieee"
+setattr(torch.backends.cuda.matmul, "fp32_precision", "ieee")
+torch.backends.cuda.enable_flash_sdp(True)
+torch.backends.cuda.enable_mem_efficient_sdp(True)
+torch.backends.cuda.enable_cudnn_sdp(False)
+torch.backends.cuda.enable_math_sdp(False)
+torch._dynamo.config.cache_size_limit = 64
+torch._dynamo.config.capture_scalar_outputs = True
+torch._inductor.config.coordinate_descent_tuning = True
+torch._inductor.config.triton.unique_kernel_names = True
+
+
+def attention(q, k, v):
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+"""
+
+# __slots__ in each form Python accepts for a fixed set of names.
+SLOTS = """\
+class Point:
+    __slots__ = ("x", "y")
+
+    def __init__(self, x: float, y: float) -> None:
+        self.x = x
+        self.y = y
+
+
+class Counter:
+    __slots__ = ["count", "__hidden"]
+
+
+class Single:
+    __slots__ = "value"
+
+
+class Empty:
+    __slots__ = ()
+"""
+
+
+@pytest.mark.parametrize("source", [PRECISION_SETTINGS, SLOTS], ids=["precision-settings", "slots"])
+def test_honest_settings_and_slots_pass(source: str) -> None:
+    assert check_source(source).summary() == ""
+
+
+# Annotations of every kind honest code writes (they may only name types), numpy arrays named
+# where naming them builds nothing, and the decorators whose arguments the policy checks.
+ANNOTATIONS_AND_DECORATORS = """\
+import collections
+import dataclasses
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Final, Literal, NamedTuple, Optional, TypeVar, Union
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+from torch import Tensor
+
+T = TypeVar("T")
+Tensors = list[torch.Tensor]
+Array = np.ndarray
+MAX_STEPS: Final = 10
+Reduction = Literal["mean", "sum"]
+
+
+@dataclass(frozen=True)
+class Config:
+    width: int = 64
+    dtype: torch.dtype = torch.bfloat16
+    betas: tuple[float, float] = field(default_factory=lambda: (0.9, 0.95))
+    names: ClassVar[Sequence[str]] = ()
+    schedule: Literal["cosine", "linear"] = "cosine"
+
+
+@dataclasses.dataclass
+class Batch:
+    x: Tensor
+    y: Optional["Tensor"] = None
+
+
+class Sample(NamedTuple):
+    step: int
+    loss: float
+
+
+class Node:
+    def __init__(self, parent: Optional["Node"] = None, children: list["Node"] | None = None) -> None:
+        self.parent = parent
+        self.children = children or []
+
+
+class Block(nn.Module):
+    def forward(self, x: Tensor, mask: Tensor | None = None, *args: Any, **kwargs: Any) -> Tensor:
+        return x
+
+
+def identity(x: T) -> T:
+    return x
+
+
+def apply(fn: Callable[[Tensor], Tensor], xs: Tensors) -> Iterator[Tensor]:
+    return (fn(x) for x in xs)
+
+
+def stats(a: npt.NDArray[np.float32], b: Array, c: np.ndarray) -> dict[str, float]:
+    if not isinstance(c, np.ndarray):
+        raise TypeError("expected an array")
+    return {"mean": float(a.mean()), "width": float(np.zeros(3, dtype=np.float32).sum())}
+
+
+def reduce(x: Tensor, how: Reduction = "mean", mode: Literal["a", "b"] = "a") -> Tensor:
+    recent: collections.deque = collections.deque(maxlen=4)
+    return x.as_strided((1,), (1,))
+
+
+def history(d: collections.deque[float], u: Union[int, float], cfg: "Config") -> "Sample":
+    return Sample(0, 0.0)
+
+
+@triton.jit
+def kernel(x_ptr, y_ptr, n: int, BLOCK: tl.constexpr, EVEN: "tl.constexpr"):
+    pass
+
+
+def logged(fn):
+    @functools.wraps(fn)
+    def inner(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    return inner
+
+
+@torch.library.custom_op("variant::scale", mutates_args=())
+def scale(x: torch.Tensor, s: float, opt: Optional[torch.Tensor] = None) -> torch.Tensor:
+    return x * s
+
+
+@torch.compile
+def fused(x: Tensor) -> Tensor:
+    return x * 2
+
+
+def train(ctx) -> nn.Module:
+    return Block()
+"""
+
+
+@pytest.mark.parametrize("future", [False, True], ids=["annotations-evaluated", "from-future-annotations"])
+def test_honest_annotations_and_decorators_pass(future: bool) -> None:
+    prefix = "from __future__ import annotations\n\n" if future else ""
+
+    assert check_source(prefix + ANNOTATIONS_AND_DECORATORS).summary() == ""
+
+
+@pytest.mark.skipif(not BASELINE.exists(), reason="baseline/train.py is not in this checkout")
+def test_the_baseline_carries_under_a_quarter_of_each_data_cap() -> None:
+    figures = measure_data(BASELINE.read_text(encoding="utf-8"))
+    assert figures.literal_bytes < MAX_LITERAL_BYTES / 4
+    assert figures.compressed_bytes < MAX_COMPRESSED_BYTES / 4
+
+
+@pytest.mark.parametrize(
+    "source",
+    [SMALL_GPT, MUON_AND_TRITON, STDLIB_NUMPY_AND_KERNELS, CUSTOM_OPS_AND_SETTINGS, PRECISION_SETTINGS],
+    ids=["small-gpt", "muon-and-triton", "stdlib-numpy-and-kernels", "custom-ops-and-settings", "settings"],
+)
+def test_honest_sources_carry_a_small_fraction_of_each_data_cap(source: str) -> None:
+    figures = measure_data(source)
+    assert figures.literal_bytes < MAX_LITERAL_BYTES / 20
+    assert figures.compressed_bytes < MAX_COMPRESSED_BYTES / 20

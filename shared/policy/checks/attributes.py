@@ -11,14 +11,26 @@ from shared.policy.context import Context, is_called, is_link, violation
 from shared.policy.paths import (
     classify_attribute_name,
     classify_path,
+    classify_reached_module,
     classify_reentry,
     is_dunder,
+    is_raw_buffer_class,
     is_torch_class_named,
+    sparse_flag_position,
 )
-from shared.policy.report import DUNDER_ACCESS, HARNESS_ACCESS, MODULE_MONKEYPATCH, Violation
+from shared.policy.report import (
+    DUNDER_ACCESS,
+    FORBIDDEN_CALL,
+    HARNESS_ACCESS,
+    MODULE_MONKEYPATCH,
+    NATIVE_CODE,
+    Violation,
+)
 from shared.policy.rules import (
     ATTRIBUTE_BUILTINS,
+    CALL_CHECKED_FUNCTIONS,
     CONFIG_STORES,
+    PRECISION_STORES,
     PUBLIC_UNDERSCORE_ATTRIBUTES,
     SENSITIVE_CLASS_NAMES,
     STRING_ATTRIBUTE_FUNCTIONS,
@@ -27,6 +39,11 @@ from shared.policy.scopes import Site
 from shared.policy.syntax import names_dunder, store_root, unchain
 
 ATTRIBUTE_ARGUMENT_BUILTINS = ATTRIBUTE_BUILTINS | {"hasattr"}
+WRAPS_MESSAGE = (
+    "functools.wraps may only decorate a function defined here, as @functools.wraps(f): assigned= "
+    "and updated= copy any attributes by name, dunders included, and a call can copy them onto any "
+    "object"
+)
 
 
 def check_attribute(context: Context, site: Site, node: ast.Attribute) -> Iterator[Violation]:
@@ -44,7 +61,7 @@ def check_attribute(context: Context, site: Site, node: ast.Attribute) -> Iterat
         yield from check_store(context, site, node, obj=node.value, attr=attr)
     if attr.startswith("_") and attr not in PUBLIC_UNDERSCORE_ATTRIBUTES:
         yield from _check_private_attribute(context, site, node)
-    refused = None if is_link(site) else _path_violation(context, node)
+    refused = None if is_link(site) else _path_violation(context, site, node)
     if refused is not None:
         yield refused
     else:
@@ -62,22 +79,28 @@ def check_attribute_name(node: ast.AST, name: str) -> Iterator[Violation]:
 def check_chain(context: Context, site: Site, node: ast.expr) -> Iterator[Violation]:
     """A whole dotted chain: refuse what its path names, and modules or harness classes used as
     values. Assignments are judged by check_store; a bare name where it was imported or aliased."""
-    refused = None if isinstance(node, ast.Name) else _path_violation(context, node)
+    refused = None if isinstance(node, ast.Name) else _path_violation(context, site, node)
     if refused is not None:
         yield refused
     yield from _check_escape(context, site, node)
 
 
-def _path_violation(context: Context, node: ast.expr) -> Violation | None:
+def _path_violation(context: Context, site: Site, node: ast.expr) -> Violation | None:
     if isinstance(node, ast.Attribute) and not isinstance(node.ctx, ast.Load):
         return None
     path = context.names.resolve(node)
     if path is not None:
         verdict = classify_path(path)
     else:
-        # An unknown object can still lead back into a package (`obj.torch.load`).
-        _, attributes = unchain(node)
-        verdict = classify_reentry(["", *attributes], shown="." + ".".join(attributes))
+        # An unknown object can still lead back into a package (`obj.torch.load`), or hold a
+        # module the libraries import for themselves (`obj.os`): objects keep what they are given.
+        root, attributes = unchain(node)
+        parts = ["", *attributes]
+        shown = "`." + ".".join(attributes) + "`"
+        verdict = classify_reentry(parts, shown=shown)
+        own = isinstance(root, ast.Name) and context.is_method_receiver(site, root.id)
+        if verdict is None and not own:
+            verdict = classify_reached_module(parts, shown=shown)
     return None if verdict is None else violation(node, *verdict)
 
 
@@ -94,7 +117,9 @@ def check_store(
     root_path = context.names.path_of(root.id) if isinstance(root, ast.Name) else None
     if path is not None:
         target = f"{path}.{attr}" if attr is not None else f"{path}[...]"
-        if target not in CONFIG_STORES:
+        if target in PRECISION_STORES and not deleting:
+            yield from _check_precision_store(node, target, _stored_value(site, node))
+        elif target not in CONFIG_STORES:
             yield violation(
                 node,
                 MODULE_MONKEYPATCH,
@@ -110,6 +135,26 @@ def check_store(
         yield violation(
             node, HARNESS_ACCESS, f"{verb} part of `{root.id}` would change the harness's context object"
         )
+
+
+def _check_precision_store(node: ast.AST, target: str, value: ast.expr | None) -> Iterator[Violation]:
+    allowed = PRECISION_STORES[target]
+    if isinstance(value, ast.Constant) and value.value in allowed:
+        return
+    shown = ", ".join(repr(v) for v in sorted(allowed))
+    yield violation(
+        node, MODULE_MONKEYPATCH, f"`{target}` may be set only to a literal string, one of {shown}"
+    )
+
+
+def _stored_value(site: Site, node: ast.AST) -> ast.expr | None:
+    """What `target = value` or `setattr(obj, "name", value)` stores; None for any other store
+    (augmented, unpacked, a loop or `with` target), whose value is not a plain expression."""
+    if isinstance(node, ast.Call):
+        return node.args[2] if len(node.args) == 3 else None
+    if isinstance(site.parent, ast.Assign) and site.field == "targets":
+        return site.parent.value
+    return None
 
 
 def check_string(context: Context, site: Site, node: ast.Constant, text: str) -> Iterator[Violation]:
@@ -166,6 +211,19 @@ def _check_escape(context: Context, site: Site, node: ast.expr) -> Iterator[Viol
     path = context.names.resolve(node)
     if path is None or (isinstance(node, ast.Attribute) and not isinstance(node.ctx, ast.Load)):
         return
+    if path in CALL_CHECKED_FUNCTIONS:
+        yield from _check_call_checked_function(site, node, path)
+        return
+    if sparse_flag_position(path) is not None:
+        # nn.Embedding: checked where called, judged as a base by definitions.py, and named
+        # freely where naming it calls nothing (isinstance(m, nn.Embedding)).
+        base = isinstance(site.parent, ast.ClassDef) and site.field == "bases"
+        if not (base or _is_inert_class_position(context, site, subscripts=False)):
+            yield from _check_call_checked_function(site, node, path)
+        return
+    if is_raw_buffer_class(path):
+        yield from _check_raw_buffer_class(context, site, node, path)
+        return
     sensitive = is_torch_class_named(path, SENSITIVE_CLASS_NAMES)
     if not (sensitive or context.names.is_module(path)):
         return
@@ -185,6 +243,42 @@ def _check_escape(context: Context, site: Site, node: ast.expr) -> Iterator[Viol
             "alias; as a value, changes made to it would escape this check"
         )
     yield violation(node, MODULE_MONKEYPATCH, message)
+
+
+def _check_call_checked_function(site: Site, node: ast.expr, path: str) -> Iterator[Violation]:
+    """torch.compile, functools.wraps...: judged by their arguments, so only where they are called.
+
+    A bare decorator is a call with the function as its one argument; but `@functools.wraps` bare
+    makes the function a copier, `update_wrapper` waiting for any object to copy onto."""
+    decorator = site.field == "decorator_list" and path != "functools.wraps"
+    if site.in_annotation or is_called(site) or alias_targets(site) or decorator:
+        return
+    if path == "functools.wraps":
+        yield violation(node, FORBIDDEN_CALL, WRAPS_MESSAGE)
+        return
+    yield violation(
+        node,
+        FORBIDDEN_CALL,
+        f"`{path}` may only be called where it is named (or be a decorator): this check judges its "
+        "arguments there, and a call made out of its sight would escape it",
+    )
+
+
+def _check_raw_buffer_class(context: Context, site: Site, node: ast.expr, path: str) -> Iterator[Violation]:
+    """numpy.ndarray: fine in annotations and isinstance(), never called or subclassed."""
+    if site.in_annotation or alias_targets(site):
+        return
+    base = isinstance(site.parent, ast.ClassDef) and site.field == "bases"
+    if not (is_called(site) or base) and _is_inert_class_position(context, site, subscripts=False):
+        return
+    use = "called" if is_called(site) else "subclassed" if base else "used as a value"
+    yield violation(
+        node,
+        NATIVE_CODE,
+        f"`{path}` may be named only in annotations, isinstance() checks and comparisons; {use}, it "
+        "builds an array over any buffer, and with an object dtype its elements are references forged "
+        "from raw bytes (create arrays with numpy.array, numpy.zeros...)",
+    )
 
 
 def _is_attribute_argument(site: Site) -> bool:
@@ -209,10 +303,10 @@ def _is_attribute_name_argument(context: Context, site: Site) -> bool:
     return context.names.resolve(call.func) in STRING_ATTRIBUTE_FUNCTIONS
 
 
-def _is_inert_class_position(context: Context, site: Site) -> bool:
+def _is_inert_class_position(context: Context, site: Site, *, subscripts: bool = True) -> bool:
     """Where naming a class cannot hand it to other code: comparisons, bases, patterns, type
-    subscripts, typing.cast, and the second argument of isinstance/issubclass (alone or in a
-    tuple)."""
+    subscripts (unless `subscripts` is false: a generic alias constructs its class when called),
+    typing.cast, and the second argument of isinstance/issubclass (alone or in a tuple)."""
     parent = site.parent
     if (
         isinstance(parent, ast.Compare)
@@ -222,7 +316,7 @@ def _is_inert_class_position(context: Context, site: Site) -> bool:
         return True
     holder = context.site_of(parent) if isinstance(parent, ast.Tuple) else site
     if isinstance(holder.parent, ast.Subscript) and holder.field == "slice":
-        return True
+        return subscripts
     call = holder.parent
     if not isinstance(call, ast.Call) or holder.field != "args":
         return False

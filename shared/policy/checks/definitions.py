@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 from shared.policy.checks.names import check_binding
 from shared.policy.context import Context, violation
-from shared.policy.paths import is_dunder, is_torch_class_named, is_under
-from shared.policy.report import DUNDER_ACCESS, HARNESS_ACCESS, Violation
+from shared.policy.paths import is_dunder, is_torch_class_named, is_under, sparse_flag_position
+from shared.policy.report import DUNDER_ACCESS, HARNESS_ACCESS, NATIVE_CODE, Violation
 from shared.policy.rules import DUNDER_METHODS_ALLOWED, TENSOR_CLASS_NAMES, TORCH_BASES_ALLOWED
 from shared.policy.scopes import Site
 
@@ -29,7 +29,14 @@ def check_class_def(context: Context, site: Site, node: ast.ClassDef) -> Iterato
         yield violation(node, HARNESS_ACCESS, "class bases must be written out, not unpacked with * or **")
     for base in node.bases:
         path = context.names.resolve(base)
-        if path is not None and path.split(".")[0] == "torch" and not _is_allowed_torch_base(path):
+        if path is not None and sparse_flag_position(path) is not None:
+            yield violation(
+                base,
+                NATIVE_CODE,
+                f"subclassing `{path}` is not allowed: its constructor, called through super(), could "
+                "ask for sparse gradients out of this check's sight; configure an instance instead",
+            )
+        elif path is not None and path.split(".")[0] == "torch" and not _is_allowed_torch_base(path):
             yield violation(
                 base,
                 HARNESS_ACCESS,

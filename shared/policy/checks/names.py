@@ -12,10 +12,15 @@ from shared.policy.report import DUNDER_ACCESS, FORBIDDEN_CALL, Violation
 from shared.policy.rules import ATTRIBUTE_BUILTINS, FORBIDDEN_BUILTINS, GUARDED_BUILTINS
 from shared.policy.scopes import COMPREHENSIONS, Scope, Site
 
+SLOTS = "__slots__"
+
 
 def check_name(context: Context, site: Site, node: ast.Name) -> Iterator[Violation]:
     name = node.id
     if not isinstance(node.ctx, ast.Load):
+        if name == SLOTS and site.in_class_body:
+            yield from _check_slots(context, site, node)
+            return
         dynamic = None
         if isinstance(site.parent, ast.NamedExpr):
             # A walrus in a comprehension binds in the scope around the comprehension.
@@ -43,6 +48,35 @@ def check_binding(
             f"`{name}` may be rebound only inside a function; at module or class level it would hide "
             "uses of the builtin from this check",
         )
+
+
+def _check_slots(context: Context, site: Site, node: ast.Name) -> Iterator[Violation]:
+    """`__slots__ = ("a", "b")` in a class body is plain Python; anything else named so is not."""
+    statement = site.parent
+    if (
+        isinstance(statement, ast.Assign)
+        and statement.targets == [node]
+        and isinstance(context.site_of(statement).parent, ast.ClassDef)
+        and _are_slot_names(statement.value)
+    ):
+        return
+    yield violation(
+        node,
+        DUNDER_ACCESS,
+        "`__slots__` may only be set by `__slots__ = ...` directly in a class body, to a literal "
+        "string or a tuple or list of literal attribute names that are not dunders",
+    )
+
+
+def _are_slot_names(value: ast.expr) -> bool:
+    items = value.elts if isinstance(value, (ast.Tuple, ast.List)) else [value]
+    return all(
+        isinstance(item, ast.Constant)
+        and isinstance(item.value, str)
+        and item.value.isidentifier()
+        and not is_dunder(item.value)
+        for item in items
+    )
 
 
 def _check_builtin_use(site: Site, node: ast.Name, name: str) -> Iterator[Violation]:
