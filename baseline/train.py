@@ -1,10 +1,10 @@
 """The baseline variant: a modern small GPT trained for the track's time budget.
 
-Run it the way every variant runs, through the harness, which owns the clock, the data and the
-metric (spec.json is a track spec; data/ holds the track's files, named by sha256):
+Run it the way every variant runs, through the worker's execution, which owns the clock, the data
+and the metric (spec.json is a track spec; data/ holds the track's files, named by sha256):
 
-    python -m worker.harness --train-py baseline/train.py --spec spec.json --data-dir data \\
-        --seed 1 --device auto --result result.json
+    python -m worker.execution --train-py baseline/train.py --spec spec.json --data-dir data \\
+        --seed 1 --device auto
 
 The model is a pre-norm GPT in the spirit of modded-nanogpt and autoresearch: rotary positions,
 QK-norm, causal scaled-dot-product attention, a ReLU² MLP, an untied output head and soft-capped
@@ -390,8 +390,9 @@ def train(ctx) -> nn.Module:
     step = 0
     while True:
         time_left = ctx.time_left()
-        # Stop while one more step still fits, so the model is back before the budget is spent.
-        if time_left <= step_seconds:
+        # Stop while one more step still fits, with room for one a quarter slower than the last,
+        # so the model is back before the budget is spent: time past it makes the run invalid.
+        if time_left <= 1.25 * step_seconds:
             break
         step += 1
         set_learning_rates(optimizers, lr_multiplier(training_progress(time_left=time_left, span=span)))

@@ -1,8 +1,9 @@
 """Score train.py files on the real cpu-tiny track: val_bpb per seed, and mean ± std per file.
 
 Builds the built-in track's data (coordinator.trackdata.build_cpu_tiny, about 5 s; files already in
-the cache are not rewritten) and runs each file through the worker's harness subprocess
-(worker.runner.run_harness) on the CPU, exactly as a volunteer's worker would, once per seed.
+the cache are not rewritten) and runs each file through the worker's executor (worker.execution:
+the static policy, the sandbox, the guard, the scorer and its probes) on the CPU, exactly as a
+volunteer's worker would, once per seed.
 
     git show 4b34b1b:baseline/train.py > /tmp/plain_train.py
     python bench/cpu_tiny_score.py --budget 60 --seeds 1 2 3 \\
@@ -10,8 +11,8 @@ the cache are not rewritten) and runs each file through the worker's harness sub
 
 Runs are interleaved (every file for seed 1, then every file for seed 2...), so that load from other
 processes on a shared machine falls on all files alike rather than on whichever ran last.
-`--untrained` adds a variant whose train() returns baseline.train.build_model(ctx) untouched: the
-score of a model that learnt nothing. The std is the sample standard deviation over seeds.
+`--untrained` adds a variant whose train() returns baseline/train.py's build_model(ctx) untouched:
+the score of a model that learnt nothing. The std is the sample standard deviation over seeds.
 """
 
 from __future__ import annotations
@@ -30,11 +31,16 @@ sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere
 from coordinator.services.tracks import cpu_tiny_params  # noqa: E402
 from coordinator.trackdata import build_cpu_tiny  # noqa: E402
 from shared.track_spec import TrackSpec  # noqa: E402
-from worker.runner import HarnessResult, run_harness  # noqa: E402
+from worker.execution import Executor, Outcome, RunRequest  # noqa: E402
 
 DEFAULT_CACHE = REPO_ROOT / ".bench-cache"
 UNTRAINED_NAME = "untrained"
-UNTRAINED_SOURCE = "from baseline.train import build_model\n\n\ndef train(ctx):\n    return build_model(ctx)\n"
+# A variant is one file (the policy and the sandbox see to it): the baseline, with a train() at its
+# end that builds the model and returns it untouched.
+UNTRAINED_SOURCE = (
+    (REPO_ROOT / "baseline" / "train.py").read_text(encoding="utf-8")
+    + "\n\ndef train(ctx):\n    return build_model(ctx)\n"
+)
 
 
 @dataclass
@@ -75,17 +81,10 @@ def cpu_tiny_spec(*, cache_dir: Path, budget_s: float) -> tuple[TrackSpec, Path]
 
 
 def score_one(
-    scores: Scores, *, spec: TrackSpec, data_dir: Path, seed: int, threads: int, workdir: Path
-) -> HarnessResult:
-    result = run_harness(
-        train_py=scores.path,
-        spec=spec,
-        data_dir=data_dir,
-        seed=seed,
-        workdir=workdir,
-        device="cpu",
-        threads=threads,
-    )
+    scores: Scores, *, executor: Executor, spec: TrackSpec, data_dir: Path, seed: int, workdir: Path
+) -> Outcome:
+    source = scores.path.read_text(encoding="utf-8")
+    result = executor.run(RunRequest(source=source, spec=spec, data_dir=data_dir, seed=seed, workdir=workdir))
     if result.status == "ok":
         scores.val_bpb[seed] = float(result.metrics["val_bpb"])
         scores.steps[seed] = int(result.metrics["steps"])
@@ -116,10 +115,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
     add("--train-py", type=Path, action="append", default=[], help="a train.py to score (repeatable)")
-    add("--untrained", action="store_true", help="also score baseline.train.build_model(ctx), untrained")
+    add("--untrained", action="store_true", help="also score the baseline's build_model(ctx), untrained")
     add("--budget", type=float, default=60.0, help="the track's time budget in seconds")
     add("--seeds", type=int, nargs="+", default=[1], help="training seeds, each run once per file")
-    add("--threads", type=int, default=2, help="torch threads of each harness run")
+    add("--threads", type=int, default=2, help="torch threads of each run")
     add("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where the track's data is built and kept")
     add("--json", action="store_true", help="print the results as JSON instead of a table")
     args = parser.parse_args(argv)
@@ -134,6 +133,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     spec, data_dir = cpu_tiny_spec(cache_dir=args.cache_dir, budget_s=args.budget)
+    executor = Executor.detect(device="cpu", threads=args.threads)
     with tempfile.TemporaryDirectory(prefix="cpu-tiny-score-") as scratch:
         scratch_dir = Path(scratch)
         all_scores = [Scores(name=str(path), path=path) for path in args.train_py]
@@ -145,10 +145,10 @@ def main(argv: list[str] | None = None) -> int:
             for index, scores in enumerate(all_scores):
                 result = score_one(
                     scores,
+                    executor=executor,
                     spec=spec,
                     data_dir=data_dir,
                     seed=seed,
-                    threads=args.threads,
                     workdir=scratch_dir / f"run-{index}-seed-{seed}",
                 )
                 bpb, steps = result.metrics.get("val_bpb"), result.metrics.get("steps")

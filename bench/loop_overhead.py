@@ -3,15 +3,17 @@
 Starts a real `coordinator serve` (embedded SQLite in a temporary folder, the built-in cpu-tiny
 track at its default budget unless `--budget` says otherwise, one calibration run) and runs one
 worker daemon in this process, built exactly as `worker join --agent offline` builds it (sandbox
-included), with two seams that only read the clock: a display that notes when each lease starts
-and when its result is accepted, and a wrapper around the harness runner that notes when the
-harness is spawned and when it reports each phase. Per lease it prints:
+and guard included), with two seams that only read the clock: a display that notes when each
+lease starts and when its result is accepted, and a wrapper around the executor that notes when a
+run is handed to it, when the run reports each phase, and when it returns. Per lease it prints:
 
-- lease → spawn: the agent's proposal (explore only), the data check, the policy;
-- spawn → train: the harness's start-up (interpreter, torch import, the variant's import, data);
+- lease → spawn: the agent's proposal (explore only), the data check;
+- spawn → train: the policy, the sandbox's and the run's start-up (interpreters, torch imports,
+  data), up to the variant's import;
 - train: the training itself, the budget the track grants;
-- eval: scoring the val shard and the integrity probes;
-- eval end → accepted: the harness writing its result and exiting, signing, the outbox and the coordinator's answer;
+- eval: scoring the val shard (and held-out windows) with the integrity probes, as the supervisor
+  measured it;
+- eval end → accepted: the run's processes exiting, signing, the outbox and the coordinator's answer;
 - cycle: lease start to result accepted;
 - overhead: cycle minus train, i.e. everything a volunteer's machine spends outside training.
 
@@ -25,7 +27,6 @@ coordinator); later leases find them cached.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import signal
@@ -49,10 +50,9 @@ from worker.agents.base import make_agent  # noqa: E402
 from worker.client import CoordinatorClient  # noqa: E402
 from worker.daemon import Daemon, DaemonOptions  # noqa: E402
 from worker.display import PlainDisplay, ResultRow  # noqa: E402
+from worker.execution import Executor, Outcome, Progress, RunRequest  # noqa: E402
 from worker.hardware import probe  # noqa: E402
 from worker.identity import WorkerHome  # noqa: E402
-from worker.runner import HarnessResult, Progress, run_harness  # noqa: E402
-from worker.sandbox import Sandbox  # noqa: E402
 
 BIN = Path(sys.executable).parent
 PHASES = ("lease_started", "spawned", "training", "evaluating", "reporting", "exited", "accepted")
@@ -85,7 +85,7 @@ class Timeline:
 
 
 class Stopwatch:
-    """The clock seams: a display and a harness wrapper that record when each phase begins."""
+    """The clock seams: a display and an executor wrapper that record when each phase begins."""
 
     def __init__(self) -> None:
         self.timelines: list[Timeline] = []
@@ -108,21 +108,41 @@ class Stopwatch:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._display, name)
 
-    def timed(self, runner: Callable[..., HarnessResult]) -> Callable[..., HarnessResult]:
-        def run(*, on_progress: Callable[[Progress], None] | None = None, **kwargs: Any) -> HarnessResult:
-            self._mark("spawned")
+    def timed(self, executor: Executor) -> TimedExecutor:
+        return TimedExecutor(self, executor)
 
-            def progress(event: Progress) -> None:
-                self._mark(event.phase)
-                if on_progress is not None:
-                    on_progress(event)
 
-            try:
-                return runner(on_progress=progress, **kwargs)
-            finally:
-                self._mark("exited")
+class TimedExecutor:
+    """The executor, with its run's phases marked on the stopwatch's current timeline."""
 
-        return run
+    def __init__(self, stopwatch: Stopwatch, executor: Executor) -> None:
+        self._stopwatch = stopwatch
+        self._executor = executor
+
+    def run(
+        self,
+        request: RunRequest,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        should_abort: Callable[[], bool] | None = None,
+    ) -> Outcome:
+        mark = self._stopwatch._mark
+        mark("spawned")
+
+        def progress(event: Progress) -> None:
+            mark(event.phase)
+            if on_progress is not None:
+                on_progress(event)
+
+        outcome = self._executor.run(request, on_progress=progress, should_abort=should_abort)
+        timeline = self._stopwatch.timelines[-1]
+        eval_seconds = outcome.metrics.get("eval_seconds")
+        if "evaluating" in timeline.marks and isinstance(eval_seconds, int | float):
+            # The supervisor's own measure: from train() returning to the scorer's result.
+            timeline.marks.setdefault("reporting", timeline.marks["evaluating"] + eval_seconds)
+        mark("reporting")  # a run that ended before its result: evaluation ends with it
+        mark("exited")
+        return outcome
 
 
 def _free_port() -> int:
@@ -169,7 +189,7 @@ def measure(*, experiments: int, budget_s: float | None, threads: int | None, se
         try:
             url = f"http://127.0.0.1:{port}"
             stopwatch = Stopwatch()
-            sandbox = Sandbox.detect(device="cpu")
+            executor = Executor.detect(device="cpu", threads=threads)
             options = DaemonOptions(
                 coordinator_url=url,
                 hardware=probe("cpu"),
@@ -177,8 +197,6 @@ def measure(*, experiments: int, budget_s: float | None, threads: int | None, se
                 account="bench",
                 track_id="cpu-tiny",
                 max_experiments=experiments,
-                device="cpu",
-                threads=threads,
                 agent_seed=seed,
             )
             with CoordinatorClient(url) as client:
@@ -186,7 +204,7 @@ def measure(*, experiments: int, budget_s: float | None, threads: int | None, se
                     client=client,
                     home=WorkerHome(root / "worker"),
                     agent=make_agent("offline"),
-                    run_harness=stopwatch.timed(functools.partial(run_harness, sandbox=sandbox)),
+                    executor=stopwatch.timed(executor),
                     display=stopwatch,  # a Display by duck typing (its other methods pass through)
                     options=options,
                 ).run()

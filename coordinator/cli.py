@@ -123,6 +123,9 @@ def track_create(
     tolerance: Annotated[float, typer.Option(help="Largest |verify - claim| in val_bpb that still agrees.")] = 0.01,
     calibration_runs: Annotated[int, typer.Option(help="Baseline runs that measure the seed noise.")] = 3,
     val_fraction: Annotated[float, typer.Option(help="Share of documents held out for validation.")] = 0.01,
+    holdout_fraction: Annotated[
+        float, typer.Option(help="Share of documents kept back as the held-out pool verify runs are scored on.")
+    ] = 0.01,
     shard_tokens: Annotated[int, typer.Option(help="Tokens per training shard.")] = 50_000_000,
     max_docs: Annotated[int | None, typer.Option(help="Use at most this many documents.")] = None,
     base_url: Annotated[str, typer.Option(help="Dataset host (a mirror serving the same paths).")] = "https://huggingface.co",
@@ -159,7 +162,7 @@ def track_create(
             built = build_gpu_track_assets(
                 parquet_paths=paths, out_dir=settings.assets_dir, text_column=text_column, vocab_size=vocab_size,
                 val_fraction=val_fraction, shard_tokens=shard_tokens, min_val_tokens=eval_tokens + 1,
-                max_docs=max_docs,
+                holdout_fraction=holdout_fraction, min_holdout_tokens=seq_len + 1, max_docs=max_docs,
             )
     except TrackDataError as exc:
         console.print(f"[red]error:[/red] {exc}")
@@ -170,10 +173,14 @@ def track_create(
         grace_s=grace_s, quorum=quorum, tolerance=tolerance, calibration_runs=calibration_runs,
     )
     with session_factory() as session:
-        create_track(session, params, assets=built.to_track_assets(), key=load_signing_key(settings))
+        create_track(
+            session, params, assets=built.to_track_assets(), key=load_signing_key(settings),
+            holdout_sha256=built.holdout,
+        )
         session.commit()
     console.print(
         f"created track {track_id}: {built.train_tokens:,} train tokens in {len(built.train)} shard(s),"
-        f" {built.val_tokens:,} val tokens, vocab {built.vocab_size}",
+        f" {built.val_tokens:,} val tokens, a held-out pool of {built.holdout_tokens:,} tokens,"
+        f" vocab {built.vocab_size}",
         highlight=False,
     )

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,10 +21,11 @@ from coordinator.api import events, leases, tracks, web, workers
 from coordinator.api.deps import AppState
 from coordinator.config import Settings
 from coordinator.db import make_engine, make_session_factory
-from coordinator.errors import DomainError
+from coordinator.errors import DomainError, from_database_error
 from coordinator.keys import load_signing_key
 from coordinator.kv import KeyValue, make_kv
 from coordinator.models import utcnow
+from coordinator.services.holdout import HoldoutPools
 from coordinator.services.leases import expire_overdue
 from coordinator.services.tracks import cpu_tiny_params, ensure_cpu_tiny
 from shared.protocol import API_PREFIX, MAX_BODY_BYTES, ErrorBody, ErrorCode
@@ -30,8 +33,31 @@ from shared.protocol import API_PREFIX, MAX_BODY_BYTES, ErrorBody, ErrorCode
 log = logging.getLogger(__name__)
 
 
-def _error(status: int, code: ErrorCode, message: str, detail: object = None) -> JSONResponse:
-    return JSONResponse(ErrorBody(code=code, message=message, detail=detail).model_dump(mode="json"), status_code=status)
+def _error(
+    status: int, code: ErrorCode, message: str, detail: object = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = ErrorBody(code=code, message=message, detail=detail).model_dump(mode="json")
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _domain_response(exc: DomainError) -> JSONResponse:
+    return _error(exc.status_code, exc.code, exc.message, exc.detail, exc.headers)
+
+
+def _invalid_message(errors: Sequence[Any]) -> str:
+    """Name the first problem, so a refusal read in a log says what to fix."""
+    message = "the request body or parameters are invalid"
+    if not errors:
+        return message
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"] if part != "body")
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{message}: {where}: {first['msg']}{more}"
+
+
+def _internal(request: Request, exc: BaseException) -> JSONResponse:
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return _error(500, ErrorCode.internal, "the coordinator hit an unexpected error; it has been logged")
 
 
 class BodySizeLimit:
@@ -121,6 +147,7 @@ def create_app(
         kv=kv if kv is not None else make_kv(settings.redis_url),
         signing_key=load_signing_key(settings),
         clock=clock,
+        holdout_pools=HoldoutPools(settings.assets_dir),
     )
 
     @asynccontextmanager
@@ -142,12 +169,25 @@ def create_app(
 
     @app.exception_handler(DomainError)
     async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
-        return _error(exc.status_code, exc.code, exc.message, exc.detail)
+        return _domain_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         detail = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
-        return _error(422, ErrorCode.bad_request, "the request body or parameters are invalid", detail)
+        return _error(422, ErrorCode.bad_request, _invalid_message(exc.errors()), detail)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        translated = from_database_error(exc)
+        if translated is None:
+            return _internal(request, exc)
+        log.warning("%s %s: database error answered %d: %s", request.method, request.url.path,
+                    translated.status_code, translated.message)
+        return _domain_response(translated)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return _internal(request, exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

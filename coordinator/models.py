@@ -117,6 +117,9 @@ class Track(Base):
     tolerance: Mapped[float] = mapped_column(Float)
     calibration_runs: Mapped[int] = mapped_column(Integer)
     noise_sigma: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The held-out pool's token file in the asset store. Never one of `assets`, so never served
+    # whole: verify and calibrate leases get windows drawn from it (services/holdout.py).
+    holdout_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     baseline_variant_id: Mapped[int | None] = mapped_column(
         ForeignKey("variants.id", use_alter=True, name="fk_tracks_baseline_variant_id_variants"), nullable=True
     )
@@ -143,6 +146,8 @@ class Variant(Base):
     status: Mapped[str] = mapped_column(String(20), index=True)
     # The promoted metric: the verifiers' mean (or the calibration mean for a baseline).
     val_bpb: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The same on held-out windows; the reference verify runs are judged against.
+    holdout_bpb: Mapped[float | None] = mapped_column(Float, nullable=True)
     claimed_val_bpb: Mapped[float | None] = mapped_column(Float, nullable=True)
     # The head's metric when this variant was judged, so the log shows a stable delta.
     parent_val_bpb: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -186,9 +191,14 @@ class Run(Base):
     kind: Mapped[str] = mapped_column(String(20))
     seed: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(20))
+    # shared.run_codes: the layer that stopped a run that did not score, and its stable code.
+    layer: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     val_bpb: Mapped[float | None] = mapped_column(Float, nullable=True)
-    steps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    holdout_bpb: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Counts a worker reports go up to shared.protocol.MAX_COUNT (2**53 - 1): 64-bit columns.
+    steps: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     train_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     env: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -2,19 +2,37 @@
 
 Every error body is `ErrorBody` with a stable `code` (see `ErrorCode`) and a human message.
 Run reports are signed: the worker signs `canonical_json(RunPayload.model_dump(mode="json"))`.
+
+Every field a worker reports is bounded here, so the same models refuse nonsense on both sides:
+the worker cannot build (and so never signs) an out-of-range report, and the coordinator answers
+one with 422 `bad_request` before anything reaches the database.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from shared.run_codes import CODE_PATTERN, MAX_BPB, MAX_COUNT, MAX_SECONDS, Layer
 
 API_PREFIX = "/v1"
 MAX_SOURCE_BYTES = 256 * 1024
 MAX_BODY_BYTES = 1024 * 1024
+
+# The largest integer every JSON reader holds exactly (a double's 53-bit mantissa).
+MAX_COST_USD = 1e6
+MAX_ENV_KEYS = 64
+MAX_ENV_KEY_CHARS = 64
+MAX_ENV_TEXT_CHARS = 500
+MAX_ENV_ITEMS = 32  # entries of one list or dict value inside env
+
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Bpb = Annotated[float, Field(ge=0.0, le=MAX_BPB, allow_inf_nan=False)]
+Seconds = Annotated[float, Field(ge=0.0, le=MAX_SECONDS, allow_inf_nan=False)]
 
 
 class ErrorCode(StrEnum):
@@ -37,6 +55,9 @@ class ErrorCode(StrEnum):
     lease_already_reported = "lease_already_reported"
     payload_mismatch = "payload_mismatch"
     policy_violation = "policy_violation"
+    no_holdout = "no_holdout"  # the lease has no held-out windows (explore, or a track without a pool)
+    conflict = "conflict"  # the request conflicts with what is stored
+    unavailable = "unavailable"  # the coordinator cannot reach its database; retry after Retry-After
     internal = "internal"
 
 
@@ -48,6 +69,17 @@ class ErrorBody(BaseModel):
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def signed_fields(payload: BaseModel) -> dict[str, Any]:
+    """What a signature covers: the fields the signer set, as JSON.
+
+    The worker signs this and sends exactly these fields; the coordinator verifies the same view of
+    what it parsed. A field the protocol adds later, with a default, is then absent from both
+    sides of an older report, so a report signed by an older worker (waiting in its outbox across
+    an upgrade) still verifies, and means what it meant.
+    """
+    return payload.model_dump(mode="json", exclude_unset=True)
 
 
 # --- info and registration -----------------------------------------------------------------
@@ -66,8 +98,8 @@ class HardwareInfo(_Model):
     driver: str = Field(default="", max_length=100)
     torch: str = Field(default="", max_length=50)
     triton: str = Field(default="", max_length=50)
-    cpu_count: int = 0
-    memory_bytes: int = 0
+    cpu_count: Count = 0
+    memory_bytes: Count = 0
 
 
 class RegistrationPayload(_Model):
@@ -101,7 +133,7 @@ class LeaseKind(StrEnum):
 
 
 class LeaseRequest(_Model):
-    track_id: str | None = None  # None: any track of the worker's hardware class
+    track_id: str | None = Field(default=None, max_length=64)  # None: any track of the worker's hardware class
 
 
 class VariantRef(_Model):
@@ -122,6 +154,9 @@ class Lease(_Model):
     deadline: datetime
     heartbeat_interval_s: float
     time_budget_s: float
+    # True when the run is scored on held-out windows too: fetch them from
+    # GET /v1/leases/{id}/holdout and report metrics.holdout_bpb beside val_bpb.
+    holdout: bool = False
 
 
 class LeaseResponse(_Model):
@@ -131,9 +166,9 @@ class LeaseResponse(_Model):
 
 class HeartbeatRequest(_Model):
     phase: Literal["agent", "training", "evaluating", "reporting"] = "training"
-    step: int | None = None
-    loss: float | None = None
-    elapsed_s: float | None = None
+    step: Count | None = None
+    loss: Bpb | None = None
+    elapsed_s: Seconds | None = None
 
 
 class HeartbeatResponse(_Model):
@@ -154,43 +189,89 @@ class RunStatus(StrEnum):
 
 
 class RunMetrics(_Model):
-    val_bpb: float | None = None
-    val_loss: float | None = None
-    steps: int | None = None
-    tokens: int | None = None
-    train_seconds: float | None = None
-    eval_seconds: float | None = None
-    peak_memory_bytes: int | None = None
-    num_params: int | None = None
+    val_bpb: Bpb | None = None  # on the track's public val shard: comparable with explore claims
+    # On the lease's held-out windows (verify and calibrate leases with `holdout`; never explore).
+    holdout_bpb: Bpb | None = None
+    val_loss: Bpb | None = None
+    steps: Count | None = None
+    tokens: Count | None = None
+    train_seconds: Seconds | None = None
+    eval_seconds: Seconds | None = None
+    peak_memory_bytes: Count | None = None
+    num_params: Count | None = None
 
 
 class AgentUsage(_Model):
-    agent: str
-    model: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    cost_usd: float = 0.0
-    attempts: int = 1
+    agent: str = Field(max_length=100)
+    model: str | None = Field(default=None, max_length=200)
+    input_tokens: Count = 0
+    output_tokens: Count = 0
+    cache_read_tokens: Count = 0
+    cache_write_tokens: Count = 0
+    cost_usd: float = Field(default=0.0, ge=0.0, le=MAX_COST_USD, allow_inf_nan=False)
+    attempts: int = Field(default=1, ge=0, le=10_000)
+
+
+_LAYERS = frozenset(layer.value for layer in Layer)
+_ENV_SCALARS = (str, bool, int, float, type(None))
+
+
+def _check_layer(value: str | None) -> str | None:
+    if value is not None and value not in _LAYERS:
+        raise ValueError(f"unknown layer {value!r}; one of: {', '.join(sorted(_LAYERS))}")
+    return value
+
+
+def _check_env_scalar(value: Any, where: str) -> None:
+    if not isinstance(value, _ENV_SCALARS):
+        raise ValueError(f"{where}: {type(value).__name__} is not a JSON scalar")
+    if isinstance(value, str) and len(value) > MAX_ENV_TEXT_CHARS:
+        raise ValueError(f"{where}: text over {MAX_ENV_TEXT_CHARS} characters")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_COUNT:
+        raise ValueError(f"{where}: integer beyond +-{MAX_COUNT}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}: not a finite number")
+
+
+def _check_env(env: dict[str, Any]) -> dict[str, Any]:
+    """The run's environment: a flat record of versions and names, with at most one level of nesting."""
+    if len(env) > MAX_ENV_KEYS:
+        raise ValueError(f"env has {len(env)} keys, more than {MAX_ENV_KEYS}")
+    for key, value in env.items():
+        if len(key) > MAX_ENV_KEY_CHARS:
+            raise ValueError(f"env key {key[:20]!r}... is longer than {MAX_ENV_KEY_CHARS} characters")
+        if isinstance(value, list | dict):
+            if len(value) > MAX_ENV_ITEMS:
+                raise ValueError(f"env[{key!r}] holds {len(value)} entries, more than {MAX_ENV_ITEMS}")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for inner_key, inner in items:
+                if isinstance(inner_key, str) and len(inner_key) > MAX_ENV_KEY_CHARS:
+                    raise ValueError(f"env[{key!r}] has a key longer than {MAX_ENV_KEY_CHARS} characters")
+                _check_env_scalar(inner, f"env[{key!r}][{inner_key!r}]")
+        else:
+            _check_env_scalar(value, f"env[{key!r}]")
+    return env
 
 
 class RunPayload(_Model):
     """The signed report of one lease. Every field is covered by the signature."""
 
-    lease_id: str
-    worker_id: str
-    track_id: str
+    lease_id: str = Field(max_length=64)
+    worker_id: str = Field(max_length=64)
+    track_id: str = Field(max_length=64)
     kind: LeaseKind
-    variant_hash: str  # the variant that was trained: new for explore, the leased one otherwise
-    parent_hash: str | None = None  # explore only
+    variant_hash: str = Field(max_length=64)  # the variant that was trained: new for explore, the leased one otherwise
+    parent_hash: str | None = Field(default=None, max_length=64)  # explore only
     source: str | None = Field(default=None, max_length=MAX_SOURCE_BYTES)  # explore only
     hypothesis: str | None = Field(default=None, max_length=500)  # explore only
-    seed: int
+    seed: int = Field(ge=0, le=2**63 - 1)
     status: RunStatus
+    # Where a run that did not score was stopped, and why, in shared.run_codes' words.
+    layer: Annotated[str | None, AfterValidator(_check_layer)] = Field(default=None, max_length=16)
+    code: str | None = Field(default=None, pattern=CODE_PATTERN)
     reason: str | None = Field(default=None, max_length=2000)
     metrics: RunMetrics = Field(default_factory=RunMetrics)
-    env: dict[str, Any] = Field(default_factory=dict)
+    env: Annotated[dict[str, Any], AfterValidator(_check_env)] = Field(default_factory=dict)
     agent: AgentUsage | None = None
     finished_at: datetime
 
@@ -298,8 +379,11 @@ class RunSummary(BaseModel):
     account: str
     seed: int
     status: RunStatus
+    layer: str | None = None
+    code: str | None = None
     reason: str | None
     val_bpb: float | None
+    holdout_bpb: float | None = None
     steps: int | None
     train_seconds: float | None
     created_at: datetime
@@ -314,6 +398,7 @@ class VariantDetail(BaseModel):
     hypothesis: str | None
     author: str | None
     val_bpb: float | None
+    holdout_bpb: float | None = None  # the verifiers' held-out mean (the calibration mean for a baseline)
     claimed_val_bpb: float | None
     reason: str | None
     source: str

@@ -95,3 +95,9 @@ def check_public_key(public_key: str) -> None:
         Ed25519PublicKey.from_public_bytes(b64decode(public_key))
     except ValueError as exc:
         raise SignatureError("malformed public key") from exc
+
+
+def variant_signature_payload(*, track_id: str, variant_hash: str) -> dict[str, str]:
+    """What the coordinator signs for each variant it accepts, and what a worker checks before running
+    one: the track and the source's sha256, so a signature is good for that source on that track only."""
+    return {"track_id": track_id, "hash": variant_hash}

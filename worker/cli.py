@@ -6,7 +6,6 @@ exit non-zero; they never show a traceback. That mapping lives in `_user_errors`
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
@@ -24,8 +23,8 @@ from worker.identity import DEFAULT_HOME
 if TYPE_CHECKING:
     from worker.agents.base import Agent
     from worker.display import Display
-    from worker.localrun import LocalRunResult
-    from worker.sandbox import SandboxReport
+    from worker.execution import Outcome
+    from worker.execution.sandbox import SandboxReport
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -213,9 +212,9 @@ def join(
     from worker.client import CoordinatorClient, TransientError
     from worker.daemon import Daemon, DaemonOptions, StopSignal
     from worker.display import make_display
+    from worker.execution import Executor
     from worker.hardware import probe
     from worker.identity import WorkerHome, normalize_url
-    from worker.sandbox import Sandbox
 
     with _user_errors():
         url = normalize_url(url)
@@ -226,10 +225,6 @@ def join(
                 hardware = probe(device.value)
             except RuntimeError as exc:
                 raise _fail(str(exc)) from None
-            try:
-                from worker.runner import run_harness
-            except ImportError as exc:
-                raise _fail(f"this installation has no training runner ({exc})") from None
             display = make_display(quiet=quiet)
             agent_options = AgentOptions(
                 offline_strategy=offline_strategy.value,
@@ -240,9 +235,9 @@ def join(
             )
             # A mistyped option is one line, not one line under the sandbox's warning block.
             chosen_agent = build_agent(agent, options=agent_options, home=worker_home.root, display=display)
-            sandbox = Sandbox.detect(device=device.value)
-            if not _warn_if_incomplete(sandbox.report):
-                active = ", ".join(layer.name for layer in sandbox.report.layers if layer.active)
+            executor = Executor.detect(device=device.value, threads=threads)
+            if not _warn_if_incomplete(executor.sandbox.report):
+                active = ", ".join(layer.name for layer in executor.sandbox.report.layers if layer.active)
                 display.event(f"sandbox: {active} (see worker doctor)")
             stop = StopSignal()
 
@@ -257,8 +252,6 @@ def join(
                 account=account,
                 track_id=track,
                 max_experiments=max_experiments,
-                device=device.value,
-                threads=threads,
                 agent_seed=seed,
             )
             with client:
@@ -266,7 +259,7 @@ def join(
                     client=client,
                     home=worker_home,
                     agent=chosen_agent,
-                    run_harness=functools.partial(run_harness, sandbox=sandbox),
+                    executor=executor,
                     display=display,
                     options=options,
                     stop=stop,
@@ -292,7 +285,7 @@ def run(
         Path, typer.Option(help="Worker folder whose data cache holds the track's files (shared with join).")
     ] = DEFAULT_HOME,
 ) -> None:
-    """Run one train.py exactly as a lease runs it: static policy, sandbox, harness and probes.
+    """Run one train.py exactly as a lease runs it: static policy, sandbox, guard, scorer and probes.
 
     The track's spec and data come from the coordinator (cached and hash-checked). Prints the
     metrics, or which layer refused the file and its stable code. Exit status 0 only for a valid run.
@@ -306,10 +299,8 @@ def run(
     from worker.assets import AssetStore
     from worker.client import CoordinatorClient
     from worker.display import make_display
+    from worker.execution import Executor, Progress, RunRequest
     from worker.identity import WorkerHome, normalize_url
-    from worker.localrun import run_local
-    from worker.runner import Progress
-    from worker.sandbox import Sandbox
 
     with _user_errors():
         url = normalize_url(coordinator)
@@ -326,8 +317,8 @@ def run(
             assets.ensure(
                 client, track_id=track, hashes=[*spec.assets.train, spec.assets.val, spec.assets.token_bytes]
             )
-    sandbox = Sandbox.detect(device=device.value)
-    _warn_if_incomplete(sandbox.report)
+    executor = Executor.detect(device=device.value, threads=threads)
+    _warn_if_incomplete(executor.sandbox.report)
     digest = variant_hash(source)
     workdir = worker_home.runs_dir / f"local-{datetime.now():%Y%m%d-%H%M%S}-{short_hash(digest)}"
     display = None if json_output else make_display()
@@ -338,7 +329,7 @@ def run(
         nonlocal started
         if display is None:
             return
-        if not started:  # said here, not before run_local: the policy may refuse the file first
+        if not started:  # said here, not before the run: the policy may refuse the file first
             display.training_started(variant_hash=digest, time_budget_s=spec.time_budget_s)
             started = True
         display.training_progress(
@@ -348,15 +339,8 @@ def run(
             time_budget_s=progress.time_budget_s,
         )
 
-    result = run_local(
-        source=source,
-        spec=spec,
-        data_dir=assets.root,
-        seed=seed,
-        workdir=workdir,
-        device=device.value,
-        threads=threads,
-        sandbox=sandbox.config,
+    result = executor.run(
+        RunRequest(source=source, spec=spec, data_dir=assets.root, seed=seed, workdir=workdir),
         on_progress=on_progress,
     )
     log = workdir / "harness.log"
@@ -370,7 +354,7 @@ def run(
     raise typer.Exit(0 if result.ok else 1)
 
 
-def _describe_result(result: LocalRunResult, *, log: Path) -> str:
+def _describe_result(result: Outcome, *, log: Path) -> str:
     log_line = f"\nlog: {log}" if log.exists() else ""
     if result.ok:
         metrics = result.metrics
@@ -391,14 +375,14 @@ def doctor(
         Device, typer.Option(help="The device runs would use: auto picks CUDA when present.")
     ] = Device.auto,
 ) -> None:
-    """Show which sandbox layers this machine enforces on other people's code, and its hardware class.
+    """Show which sandbox and guard layers this machine enforces on other people's code, and its hardware class.
 
     A layer is active, unavailable (and why), skipped where it does not apply, or off.
 
     Example: worker doctor --json
     """
+    from worker.execution.sandbox import detect_report
     from worker.hardware import probe
-    from worker.sandbox import detect_report
 
     try:
         hardware = probe(device.value)

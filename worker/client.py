@@ -5,7 +5,8 @@ Each endpoint method makes exactly one request and raises one of:
 - `TransientError`: the request may succeed later (transport failure, timeout, 5xx, 408, 429).
   It carries the server's Retry-After when there was one.
 - `CoordinatorError`: the coordinator refused the request for good (any other 4xx). It carries the
-  stable `code` from the ErrorBody, the human `message` and the HTTP `status`.
+  stable `code` from the ErrorBody, the human `message`, the HTTP `status` and the body's `detail`
+  (for a 422 `bad_request`, the fields that failed validation).
 - `ProtocolError`: the answer is not what the protocol promises (not JSON, wrong shape).
 
 Retrying is the caller's choice: `client.call(fn)` retries transient failures within the client's
@@ -75,11 +76,12 @@ class TransientError(ClientError):
 class CoordinatorError(ClientError):
     """The coordinator refused the request definitively; retrying the same request will not help."""
 
-    def __init__(self, code: str, message: str, status: int) -> None:
+    def __init__(self, code: str, message: str, status: int, *, detail: Any = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.status = status
+        self.detail = detail
 
 
 class ProtocolError(ClientError):
@@ -170,15 +172,15 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def _error_body(response: httpx.Response) -> tuple[str, str]:
+def _error_body(response: httpx.Response) -> tuple[str, str, Any]:
     try:
         body = ErrorBody.model_validate_json(response.content)
     except ValidationError:
         text = (
             response.text.strip().splitlines()[0][:200] if response.text.strip() else response.reason_phrase
         )
-        return f"http_{response.status_code}", text
-    return body.code.value, body.message
+        return f"http_{response.status_code}", text, None
+    return body.code.value, body.message, body.detail
 
 
 class CoordinatorClient:
@@ -249,7 +251,9 @@ class CoordinatorClient:
         timeout_s: float | None = None,
     ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        content = body.model_dump_json().encode("utf-8") if body is not None else None
+        # Only the fields that were set: a signed report travels exactly as it was signed
+        # (shared.protocol.signed_fields).
+        content = body.model_dump_json(exclude_unset=True).encode("utf-8") if body is not None else None
         if content is not None:
             headers["Content-Type"] = "application/json"
         try:
@@ -271,14 +275,14 @@ class CoordinatorClient:
         status = response.status_code
         if status < 400:
             return
-        code, message = _error_body(response)
+        code, message, detail = _error_body(response)
         if status >= 500 or status in TRANSIENT_STATUSES:
             raise TransientError(
                 f"{method} {API_PREFIX}{path}: HTTP {status} {code}: {message}",
                 status=status,
                 retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
             )
-        raise CoordinatorError(code, message, status)
+        raise CoordinatorError(code, message, status, detail=detail)
 
     @staticmethod
     def _parse(model: type[M], response: httpx.Response) -> M:
@@ -315,6 +319,21 @@ class CoordinatorClient:
 
     def submit_result(self, lease_id: str, request: ResultRequest) -> ResultResponse:
         return self._parse(ResultResponse, self._request("POST", f"/leases/{lease_id}/result", body=request))
+
+    def holdout_windows(self, lease_id: str) -> bytes:
+        """The `.npy` bytes of a verify or calibrate lease's held-out windows (`Lease.holdout`).
+
+        Read them with `numpy.load(io.BytesIO(data), allow_pickle=False)`: an int array of shape
+        (N, seq_len + 1). A retry gets the same bytes; a lease without windows is `no_holdout`.
+        """
+        response = self._request("GET", f"/leases/{lease_id}/holdout")
+        content_type = response.headers.get("Content-Type", "")
+        if not content_type.startswith("application/octet-stream"):
+            raise ProtocolError(
+                f"GET {API_PREFIX}/leases/{lease_id}/holdout: expected application/octet-stream,"
+                f" got {content_type or 'no content type'}"
+            )
+        return response.content
 
     def track(self, track_id: str) -> TrackDetail:
         return self._parse(TrackDetail, self._request("GET", f"/tracks/{track_id}"))

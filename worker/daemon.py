@@ -2,23 +2,24 @@
 
     join -> loop { check stop -> deliver leftovers -> get a lease -> do it -> report } -> teardown
 
-Doing a lease: check the variant's coordinator signature and hash (refuse and release otherwise),
-fetch the track's data, then either ask the agent for a child, checked by
-worker.agents.checking before any training, and train it (explore), or train the leased source
-unchanged with the lease's seed (verify, calibrate). Training goes through worker.localrun, as
-`worker run` does: the static policy again, then the sandboxed harness; a variant the policy
-refuses is reported "rejected" without a process being started for it. A lease that cannot be run is released with
-the reason, and the next one waits a little longer (a broken agent must not spin). A background LeaseKeeper
-heartbeats meanwhile; if the coordinator says the lease is gone, the run is aborted and nothing
-is reported. The signed report goes to the outbox before it is sent, so it survives crashes and
+Doing a lease: check the variant's coordinator signature and hash (worker.variant_check; refuse
+and release otherwise), fetch the track's data (and, for verify and calibrate leases, the lease's
+held-out windows), then either ask the agent for a child, checked by worker.agents.checking
+before any training, and train it (explore), or train the leased source unchanged with the
+lease's seed (verify, calibrate). Training goes through the executor (worker.execution), as
+`worker run` does: the static policy, then the sandboxed scorer and host; a variant the policy
+refuses is reported "rejected" without a process being started for it. A lease that cannot be run
+is released with the reason, and the next one waits a little longer (a broken agent must not
+spin). A background LeaseKeeper heartbeats meanwhile; if the coordinator says the lease is gone,
+the run is aborted and nothing is reported. The signed report goes to the outbox before it is sent, so it survives crashes and
 coordinator outages (see worker.outbox).
 
 Shutdown is two-stage. The first SIGINT/SIGTERM stops taking work; the current lease finishes and
 its report is delivered. The second aborts the training child, releases the lease and exits.
 Teardown always tries to deliver what the outbox holds and prints one line of counters.
 
-Every collaborator (client, agent, harness runner, display, stop signal) is passed in, so tests
-drive the loop with a fake runner and a real or fake coordinator.
+Every collaborator (client, agent, executor, display, stop signal) is passed in, so tests drive
+the loop with a stand-in executor and a real coordinator.
 """
 
 from __future__ import annotations
@@ -28,13 +29,10 @@ import getpass
 import math
 import re
 import shutil
-import signal
 import socket
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from shared.hashing import short_hash, variant_hash
 from shared.protocol import (
@@ -51,58 +49,35 @@ from shared.protocol import (
     RunMetrics,
     RunPayload,
     RunStatus,
-    VariantRef,
+    signed_fields,
 )
-from shared.signing import SignatureError, SigningKey, verify_signature
+from shared.run_codes import MAX_BPB, MAX_SECONDS
+from shared.signing import SigningKey
 from shared.track_spec import TrackSpec
 from worker import __version__
-from worker.agents.base import Agent, AgentError, Proposal, ProposalContext
+from worker.agent_context import AgentContextReader
+from worker.agents.base import Agent, AgentError, Proposal
 from worker.agents.checking import propose_checked
 from worker.agents.pricing import describe_usage
 from worker.assets import AssetError, AssetStore
-from worker.client import ONCE, ClientError, CoordinatorClient, CoordinatorError, RetryPolicy, TransientError
+from worker.client import ONCE, ClientError, CoordinatorClient, CoordinatorError, TransientError
 from worker.display import Display, ResultRow
+from worker.execution import Outcome, Progress, RunRequest
 from worker.identity import CoordinatorState, IdentityError, WorkerHome
-from worker.localrun import LocalRunResult, RunHarness, run_local
+from worker.lease_keeper import LeaseKeeper
 from worker.outbox import DeliveryReport, Outbox
-
-if TYPE_CHECKING:
-    from worker.runner import Progress
+from worker.stop import StopSignal
+from worker.variant_check import VariantRefused, check_variant
 
 HeartbeatPhase = Literal["agent", "training", "evaluating", "reporting"]
 # The runner's progress phases, as heartbeats name them; anything else counts as training.
 _HEARTBEAT_PHASES: dict[str, HeartbeatPhase] = {"evaluating": "evaluating", "reporting": "reporting"}
-LINEAGE_HOPS = 5  # how many ancestors' hypotheses an agent sees
-LOG_ENTRIES = 50  # the most recent research-log entries network-wide an agent sees
-LINEAGE_LOG_ENTRIES = 200  # and the experiments made from the parent or its ancestors
-CONTEXT_READS = RetryPolicy(max_attempts=3, max_elapsed_s=20.0)  # reads an agent can do without
 MAX_FAILURE_PAUSE_S = 300.0
 KEEP_RUN_DIRS = 10  # scratch folders of finished runs kept for a look after the fact
 
 
 class _HandBack(Exception):
     """This lease will not be run; the message is the reason given when releasing it."""
-
-
-class VariantRefused(Exception):
-    """A leased variant failed the coordinator-signature or content-hash check."""
-
-
-def check_variant(variant: VariantRef, *, track_id: str, coordinator_key: str) -> None:
-    """Raise VariantRefused unless the pinned coordinator signed this exact source for this track."""
-    if variant.track_id != track_id:
-        raise VariantRefused(f"variant belongs to track {variant.track_id!r}, the lease to {track_id!r}")
-    actual = variant_hash(variant.source)
-    if actual != variant.hash:
-        raise VariantRefused(
-            f"source hashes to {short_hash(actual)}, not the claimed {short_hash(variant.hash)}"
-        )
-    try:
-        verify_signature(
-            coordinator_key, {"track_id": variant.track_id, "hash": variant.hash}, variant.signature
-        )
-    except SignatureError as exc:
-        raise VariantRefused(f"the coordinator's signature does not check out ({exc})") from exc
 
 
 def default_name() -> str:
@@ -123,8 +98,6 @@ class DaemonOptions:
     account: str | None = None  # None: the registered account, else user@host
     track_id: str | None = None  # None: any track of this hardware class
     max_experiments: int | None = None
-    device: str = "auto"
-    threads: int | None = None
     agent_seed: int | None = None  # mixed into the lease's seed for the agent; None: the lease's seed alone
 
 
@@ -146,91 +119,6 @@ class Counters:
             f" {self.rejected} rejected), {self.released} released, {self.lost} lost,"
             f" {self.delivered} results delivered, {self.refused} refused"
         )
-
-
-class StopSignal:
-    """Two-stage shutdown: the first request stops taking work, the second aborts the current run."""
-
-    def __init__(self) -> None:
-        self.stopping = threading.Event()
-        self.aborting = threading.Event()
-
-    def request(self) -> None:
-        if self.stopping.is_set():
-            self.aborting.set()
-        self.stopping.set()
-
-    def install(self, display: Display) -> Callable[[], None]:
-        """Route SIGINT and SIGTERM to `request`; return a function that restores the old handlers."""
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-
-        def handle(_signum: int, _frame: object) -> None:
-            self.request()
-            if self.aborting.is_set():
-                display.event("aborting the current run and exiting")
-            else:
-                display.event("stopping after the current lease (interrupt again to abort it)")
-
-        previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-        def restore() -> None:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-        return restore
-
-
-class LeaseKeeper:
-    """Heartbeats one lease from a background thread, so a slow coordinator never stalls a run.
-
-    Transient failures are reported once per streak and otherwise ignored: the lease has slack, and
-    the next heartbeat may get through. A definitive refusal (410 lease_expired, a lease no longer
-    ours) sets `lost`, which the run's should_abort reads.
-    """
-
-    def __init__(self, *, client: CoordinatorClient, lease: Lease, display: Display) -> None:
-        self._client = client
-        self._lease = lease
-        self._display = display
-        self._latest = HeartbeatRequest(phase="agent")
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{lease.id[:8]}", daemon=True)
-        self._failing = False
-        self.lost: str | None = None
-
-    def __enter__(self) -> LeaseKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._done.set()
-        self._thread.join(timeout=15)
-
-    def update(self, request: HeartbeatRequest) -> None:
-        self._latest = request  # one reference swap: the thread sends whichever is newest
-
-    def _loop(self) -> None:
-        interval = max(0.1, self._lease.heartbeat_interval_s)
-        while not self._done.wait(interval) and self.lost is None:
-            self._beat()
-
-    def _beat(self) -> None:
-        try:
-            self._client.heartbeat(self._lease.id, self._latest)
-        except CoordinatorError as exc:
-            self.lost = f"{exc.code}: {exc.message}"
-            self._display.warning(
-                f"the coordinator took lease {self._lease.id[:8]} back ({self.lost}); aborting it"
-            )
-        except ClientError as exc:
-            if not self._failing:
-                self._display.warning(f"heartbeat failed, the run goes on: {exc}")
-            self._failing = True
-        else:
-            if self._failing:
-                self._display.event("heartbeats are getting through again")
-            self._failing = False
 
 
 def _finite(value: Any) -> Any:
@@ -256,6 +144,18 @@ def _one_line(text: str, limit: int) -> str:
     return line[:limit]
 
 
+class RunsVariants(Protocol):
+    """worker.execution.Executor, or a stand-in with the same `run`."""
+
+    def run(
+        self,
+        request: RunRequest,
+        *,
+        on_progress: Any = None,
+        should_abort: Any = None,
+    ) -> Outcome: ...
+
+
 @dataclass(frozen=True)
 class _Track:
     spec: TrackSpec
@@ -269,7 +169,7 @@ class Daemon:
         client: CoordinatorClient,
         home: WorkerHome,
         agent: Agent,
-        run_harness: RunHarness,
+        executor: RunsVariants,
         display: Display,
         options: DaemonOptions,
         stop: StopSignal | None = None,
@@ -277,7 +177,7 @@ class Daemon:
         self.client = client
         self.home = home
         self.agent = agent
-        self.run_harness = run_harness
+        self.executor = executor
         self.display = display
         self.options = options
         self.stop = stop or StopSignal()
@@ -287,7 +187,7 @@ class Daemon:
         self._key: SigningKey | None = None
         self._state: CoordinatorState | None = None
         self._tracks: dict[str, _Track] = {}
-        self._variants: dict[str, tuple[str | None, list[str]]] = {}
+        self._context = AgentContextReader(client=client, display=display)
         self._failures = 0  # consecutive leases handed back unrun
         self._idle_reported = False
 
@@ -429,7 +329,7 @@ class Daemon:
             return
         self._report(lease, result, proposal)
 
-    def _run_lease(self, lease: Lease, keeper: LeaseKeeper) -> tuple[LocalRunResult, Proposal | None]:
+    def _run_lease(self, lease: Lease, keeper: LeaseKeeper) -> tuple[Outcome, Proposal | None]:
         """Prepare and train one lease; raise _HandBack when it should be released unrun."""
         assert self._state is not None
         try:
@@ -439,6 +339,7 @@ class Daemon:
             raise _HandBack(f"variant refused by the worker: {exc}") from exc
         try:
             track = self._track(lease.track_id)
+            holdout = self.client.call(lambda: self.client.holdout_windows(lease.id)) if lease.holdout else None
         except (ClientError, AssetError) as exc:
             raise _HandBack(f"could not prepare track {lease.track_id}: {exc}") from exc
         proposal = None
@@ -451,7 +352,7 @@ class Daemon:
             raise _HandBack("the worker was stopped before the run started")
         keeper.update(HeartbeatRequest(phase="training", elapsed_s=0.0))
         source = proposal.source if proposal is not None else lease.variant.source
-        return self._train(lease, source=source, spec=track.spec, keeper=keeper), proposal
+        return self._train(lease, source=source, spec=track.spec, holdout=holdout, keeper=keeper), proposal
 
     def _pause_after_failure(self, reason: str) -> None:
         """Wait longer after each lease in a row handed back, so a broken agent does not spin."""
@@ -483,18 +384,8 @@ class Daemon:
         return track
 
     def _propose(self, lease: Lease, track: _Track) -> Proposal:
-        context = ProposalContext(
-            track_id=lease.track_id,
-            brief=track.brief,
-            parent_hash=lease.variant.hash,
-            parent_source=lease.variant.source,
-            lineage_hypotheses=self._lineage_hypotheses(lease),
-            research_log=self._research_log(lease),
-            leaderboard=self._read_context(
-                lambda: [e.model_dump(mode="json") for e in self.client.leaderboard(lease.track_id).entries]
-            ),
-            seed=self._agent_seed(lease),
-            hardware_class=track.spec.hardware_class,
+        context = self._context.context(
+            lease, brief=track.brief, hardware_class=track.spec.hardware_class, seed=self._agent_seed(lease)
         )
         self.display.agent_status(
             f"{self.agent.name} is proposing a child of {short_hash(lease.variant.hash)}"
@@ -503,7 +394,7 @@ class Daemon:
             proposal = propose_checked(
                 self.agent,
                 context,
-                is_known=lambda digest: self._is_known(digest, track_id=lease.track_id),
+                is_known=lambda digest: self._context.is_known(digest, track_id=lease.track_id),
                 on_attempt=lambda attempt, reason: self.display.agent_status(
                     f"proposal {attempt} refused: {reason}"
                 ),
@@ -518,75 +409,16 @@ class Daemon:
         self.display.agent_status(f"proposed: {hypothesis}" + (f" [{cost}]" if cost else ""))
         return dataclasses.replace(proposal, hypothesis=hypothesis)
 
-    def _is_known(self, digest: str, *, track_id: str) -> bool:
-        """Whether the coordinator already has this variant; when it cannot say, assume not."""
-        try:
-            self.client.call(lambda: self.client.variant(digest, track_id=track_id), policy=CONTEXT_READS)
-        except CoordinatorError as exc:
-            if exc.status != 404:
-                self.display.warning(f"could not ask whether {short_hash(digest)} is known: {exc}")
-            return False
-        except ClientError as exc:
-            self.display.warning(f"could not ask whether {short_hash(digest)} is known: {exc}")
-            return False
-        return True
-
     def _agent_seed(self, lease: Lease) -> int:
         if self.options.agent_seed is None:
             return lease.seed
         return (self.options.agent_seed * 1_000_003 + lease.seed) % 2**63
 
-    def _read_context(self, read: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
-        try:
-            return self.client.call(read, policy=CONTEXT_READS)
-        except ClientError as exc:
-            self.display.warning(f"the agent works without part of its context: {exc}")
-            return []
-
-    def _research_log(self, lease: Lease) -> list[dict[str, Any]]:
-        """What was tried from the parent and its ancestors, plus the newest experiments anywhere.
-
-        The lineage part is what an agent needs to avoid repeats and to follow what worked on the
-        line it extends, however old; the recent part shows what others are trying right now.
-        Deduplicated by hash, newest first.
-        """
-
-        def read(**filters: Any) -> list[dict[str, Any]]:
-            return self._read_context(
-                lambda: [
-                    e.model_dump(mode="json")
-                    for e in self.client.research_log(lease.track_id, **filters).entries
-                ]
-            )
-
-        lineage = read(limit=LINEAGE_LOG_ENTRIES, lineage=lease.variant.hash)
-        recent = read(limit=LOG_ENTRIES)
-        merged = {entry["hash"]: entry for entry in [*lineage, *recent]}
-        # ISO timestamps from one coordinator sort as text; the sort is stable for equal ones.
-        return sorted(merged.values(), key=lambda entry: str(entry.get("created_at") or ""), reverse=True)
-
-    def _lineage_hypotheses(self, lease: Lease) -> list[str]:
-        """The hypotheses of the parent and its nearest ancestors, the parent's first."""
-        try:
-            _, lineage = self._ancestry(lease.variant.hash, track_id=lease.track_id)
-            found = [self._ancestry(h, track_id=lease.track_id)[0] for h in lineage[:LINEAGE_HOPS]]
-        except ClientError as exc:
-            self.display.warning(f"the agent works without the lineage: {exc}")
-            return []
-        return [h for h in found if h]
-
-    def _ancestry(self, variant: str, *, track_id: str) -> tuple[str | None, list[str]]:
-        """(hypothesis, lineage) of a variant; cached, since a variant and its ancestors never change."""
-        if variant not in self._variants:
-            detail = self.client.call(
-                lambda: self.client.variant(variant, track_id=track_id), policy=CONTEXT_READS
-            )
-            self._variants[variant] = (detail.hypothesis, detail.lineage or [variant])
-        return self._variants[variant]
-
     # --- running ----------------------------------------------------------------------------------
 
-    def _train(self, lease: Lease, *, source: str, spec: TrackSpec, keeper: LeaseKeeper) -> LocalRunResult:
+    def _train(
+        self, lease: Lease, *, source: str, spec: TrackSpec, holdout: bytes | None, keeper: LeaseKeeper
+    ) -> Outcome:
         run_dir = self.home.runs_dir / lease.id
         shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.mkdir(parents=True)
@@ -594,12 +426,15 @@ class Daemon:
         spec = dataclasses.replace(spec, time_budget_s=lease.time_budget_s)
 
         def on_progress(progress: Progress) -> None:
+            # A heartbeat carries what the protocol bounds: a loss a variant reported out of range
+            # (negative, or huge early in training) is left out rather than refused.
+            loss = progress.loss if progress.loss is not None and 0 <= progress.loss <= MAX_BPB else None
             keeper.update(
                 HeartbeatRequest(
                     phase=_HEARTBEAT_PHASES.get(progress.phase, "training"),
                     step=progress.step,
-                    loss=_finite(progress.loss),
-                    elapsed_s=_finite(progress.elapsed_s),
+                    loss=_finite(loss),
+                    elapsed_s=_finite(min(progress.elapsed_s, MAX_SECONDS)),
                 )
             )
             self.display.training_progress(
@@ -610,17 +445,13 @@ class Daemon:
             )
 
         self.display.training_started(variant_hash=variant_hash(source), time_budget_s=spec.time_budget_s)
-        return run_local(
-            source=source,
-            spec=spec,
-            data_dir=self.assets.root,
-            seed=lease.seed,
-            workdir=run_dir,
-            device=self.options.device,
-            threads=self.options.threads,
+        request = RunRequest(
+            source=source, spec=spec, data_dir=self.assets.root, seed=lease.seed, workdir=run_dir, holdout=holdout
+        )
+        return self.executor.run(
+            request,
             on_progress=on_progress,
             should_abort=lambda: keeper.lost is not None or self.stop.aborting.is_set(),
-            run_harness=self.run_harness,
         )
 
     def _prune_run_dirs(self) -> None:
@@ -634,7 +465,7 @@ class Daemon:
 
     # --- reporting --------------------------------------------------------------------------------
 
-    def _report(self, lease: Lease, result: LocalRunResult, proposal: Proposal | None) -> None:
+    def _report(self, lease: Lease, result: Outcome, proposal: Proposal | None) -> None:
         assert self._key is not None and self._state is not None and self._state.worker_id is not None
         explore = proposal is not None
         payload = RunPayload(
@@ -648,7 +479,10 @@ class Daemon:
             hypothesis=proposal.hypothesis if proposal is not None else None,
             seed=lease.seed,
             status=RunStatus(result.status),
-            reason=result.reason[:2000] if result.reason else None,
+            layer=result.layer,
+            code=result.code,
+            # The reason as the execution vouches for it: never text the variant's process chose.
+            reason=result.public_reason[:2000] if result.public_reason else None,
             metrics=_metrics(result.metrics),
             env=_finite(
                 {
@@ -660,7 +494,7 @@ class Daemon:
             agent=self._usage(proposal),
             finished_at=datetime.now(UTC),
         )
-        request = ResultRequest(payload=payload, signature=self._key.sign(payload.model_dump(mode="json")))
+        request = ResultRequest(payload=payload, signature=self._key.sign(signed_fields(payload)))
         self.outbox.put(lease.id, request)
         self.counters.completed += 1
         if payload.status is RunStatus.ok:
@@ -669,6 +503,9 @@ class Daemon:
             self.counters.crashed += 1
         else:
             self.counters.rejected += 1
+        if not result.ok:
+            # The whole reason, on this screen only: the report carries what the execution vouches for.
+            self.display.warning(f"the run {result.status} ({result.layer}, {result.code}): {result.reason}")
         report = self._deliver(quiet=True)
         self.display.run_finished(
             ResultRow(

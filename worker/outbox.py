@@ -9,9 +9,12 @@ Lifecycle of one result, by lease id:
    coordinator holds the report, and `ack` deletes the file.
 3. Transient failures (transport errors, 5xx, 408, 429) leave the file where it is, to be sent
    again after backoff, at the next delivery, or at the next start of the daemon.
-4. A definitive refusal (any other 4xx: a late report, a revoked token, a policy refusal) moves the
-   file to outbox/refused/ with <lease_id>.error.json beside it, so a person can see what was
-   refused and why. Nothing is deleted that the coordinator did not accept.
+4. A definitive refusal (any other 4xx: a late report, a revoked token, a policy refusal, a 422
+   for a field out of bounds or a report that does not match its lease) moves the file to
+   outbox/refused/ at once, never to be retried, with <lease_id>.error.json beside it holding the
+   HTTP status, the stable code, the coordinator's message and its detail (for a 422, the fields
+   that failed), so a person can see what was refused and why. Nothing is deleted that the
+   coordinator did not accept. 5xx, 503 `unavailable` included, stays transient (step 3).
 
 Resending is safe because reports are idempotent per lease: the file holds the exact signed bytes,
 Ed25519 signatures are deterministic, and the coordinator answers a repeat of an accepted report
@@ -96,7 +99,7 @@ class Outbox:
         """Persist `request` durably; call before the first send."""
         path = self._path(lease_id)
         self.root.mkdir(parents=True, exist_ok=True)
-        _write_atomically(path, request.model_dump_json().encode("utf-8"))
+        _write_atomically(path, request.model_dump_json(exclude_unset=True).encode("utf-8"))
         return path
 
     def pending(self) -> list[PendingResult]:
@@ -123,7 +126,8 @@ class Outbox:
     def refuse(self, lease_id: str, error: CoordinatorError) -> Path:
         """Move a result the coordinator refused for good to refused/, with the error beside it."""
         return self._move_to_refused(
-            self._path(lease_id), {"code": error.code, "message": error.message, "status": error.status}
+            self._path(lease_id),
+            {"code": error.code, "message": error.message, "status": error.status, "detail": error.detail},
         )
 
     def refused(self) -> list[Path]:

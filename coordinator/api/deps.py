@@ -15,6 +15,7 @@ from coordinator.config import Settings
 from coordinator.errors import DomainError
 from coordinator.kv import KeyValue
 from coordinator.models import Worker
+from coordinator.services.holdout import HoldoutPools
 from coordinator.services.workers import authenticate
 from shared.protocol import ErrorCode
 from shared.signing import SigningKey
@@ -27,6 +28,7 @@ class AppState:
     kv: KeyValue
     signing_key: SigningKey
     clock: Callable[[], datetime]
+    holdout_pools: HoldoutPools
 
 
 def get_state(request: Request) -> AppState:

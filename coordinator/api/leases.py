@@ -5,10 +5,13 @@ from fastapi import APIRouter, Response, status
 from coordinator.api.deps import CurrentWorker, NowDep, SessionDep, StateDep, WriterWorker
 from coordinator.errors import DomainError
 from coordinator.models import Lease as LeaseRow
+from coordinator.models import Track
 from coordinator.services import leases as lease_service
+from coordinator.services.holdout import has_holdout, holdout_secret, holdout_windows
 from coordinator.services.results import submit_result
 from coordinator.services.tracks import get_track
 from shared.protocol import (
+    ErrorBody,
     ErrorCode,
     HeartbeatRequest,
     HeartbeatResponse,
@@ -26,7 +29,7 @@ from shared.protocol import (
 router = APIRouter(prefix="/leases", tags=["leases"])
 
 
-def _lease_out(lease: LeaseRow, *, heartbeat_interval_s: float, time_budget_s: float) -> Lease:
+def _lease_out(lease: LeaseRow, track: Track, *, heartbeat_interval_s: float) -> Lease:
     variant = lease.variant
     return Lease(
         id=lease.id,
@@ -38,7 +41,8 @@ def _lease_out(lease: LeaseRow, *, heartbeat_interval_s: float, time_budget_s: f
         seed=lease.seed,
         deadline=lease.deadline,
         heartbeat_interval_s=heartbeat_interval_s,
-        time_budget_s=time_budget_s,
+        time_budget_s=track.time_budget_s,
+        holdout=has_holdout(track, lease.kind),
     )
 
 
@@ -53,9 +57,28 @@ def request_lease(body: LeaseRequest, worker: WriterWorker, session: SessionDep,
         return LeaseResponse(lease=None, retry_after_s=settings.no_work_retry_after_s)
     track = get_track(session, lease.track_id)
     state.kv.publish(track.id, {"type": "lease", "kind": lease.kind, "worker": worker.name})
-    return LeaseResponse(
-        lease=_lease_out(lease, heartbeat_interval_s=settings.heartbeat_interval_s, time_budget_s=track.time_budget_s)
+    return LeaseResponse(lease=_lease_out(lease, track, heartbeat_interval_s=settings.heartbeat_interval_s))
+
+
+_NPY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+
+
+@router.get(
+    "/{lease_id}/holdout",
+    response_class=Response,
+    responses={
+        200: {"content": _NPY, "description": "A `.npy` int array (N, seq_len + 1): N = ceil(eval_tokens / seq_len)"
+              " windows of the track's held-out pool, uint16 (uint32 above 65536 tokens). The same bytes on"
+              " every retry for one lease; read with numpy.load(allow_pickle=False)."},
+        409: {"model": ErrorBody, "description": "`no_holdout`: an explore lease, or a track without a pool."},
+    },
+)
+def holdout(lease_id: str, worker: CurrentWorker, session: SessionDep, state: StateDep, now: NowDep) -> Response:
+    """The held-out windows a verify or calibrate lease is scored on, for its owner while it is live."""
+    data = holdout_windows(
+        session, lease_id, worker, now=now, pools=state.holdout_pools, secret=holdout_secret(state.signing_key)
     )
+    return Response(content=data, media_type="application/octet-stream", headers={"Cache-Control": "no-store"})
 
 
 @router.post("/{lease_id}/heartbeat")

@@ -4,7 +4,10 @@ Retry, crash and duplicate behaviour: a report is stored in the same transaction
 its lease, so a crash halfway stores neither and the worker's resend is taken as new. An identical
 resend after success (same canonical payload) returns the stored outcome with duplicate=True and
 counts nothing twice. A different report for a completed lease, a report for another worker's or
-an expired lease, and a report whose signature fails are refused with their own codes.
+an expired lease, and a report whose signature fails are refused with their own codes. So is an ok
+report of a lease scored on held-out windows that lacks `metrics.holdout_bpb` (or any other report
+that carries one): `payload_mismatch`, and nothing is stored, so the lease's work is handed out
+again once it expires.
 """
 
 from __future__ import annotations
@@ -19,13 +22,22 @@ from sqlalchemy.orm import Session
 from coordinator.errors import DomainError
 from coordinator.models import Lease, Run, Track, Variant, Worker
 from coordinator.services import leases as lease_service
+from coordinator.services.holdout import has_holdout
 from coordinator.services.tracks import get_track
 from coordinator.services.variants import create_variant, find_variant
 from coordinator.services.verification import judge_claim, record_calibration, record_verification
 from shared.canonical import canonical_json
 from shared.hashing import variant_hash
 from shared.policy import check_source
-from shared.protocol import ErrorCode, LeaseKind, ResultRequest, RunPayload, RunStatus, VariantStatus
+from shared.protocol import (
+    ErrorCode,
+    LeaseKind,
+    ResultRequest,
+    RunPayload,
+    RunStatus,
+    VariantStatus,
+    signed_fields,
+)
 from shared.signing import SignatureError, SigningKey, verify_signature
 
 
@@ -51,7 +63,7 @@ def _policy_reason(summary: str) -> str:
 
 
 def _payload_digest(payload: RunPayload) -> str:
-    return hashlib.sha256(canonical_json(payload.model_dump(mode="json"))).hexdigest()
+    return hashlib.sha256(canonical_json(signed_fields(payload))).hexdigest()
 
 
 def _check_matches_lease(payload: RunPayload, lease: Lease, worker: Worker) -> None:
@@ -82,6 +94,25 @@ def _check_matches_lease(payload: RunPayload, lease: Lease, worker: Worker) -> N
         )
 
 
+def _check_holdout_score(payload: RunPayload, lease: Lease, track: Track) -> None:
+    """A lease scored on held-out windows must report that score; any other must not claim one."""
+    holdout_bpb = payload.metrics.holdout_bpb
+    if has_holdout(track, lease.kind):
+        if payload.status == RunStatus.ok and holdout_bpb is None:
+            raise DomainError(
+                ErrorCode.payload_mismatch,
+                f"this {lease.kind} lease is scored on held-out windows too: an ok report must carry"
+                " metrics.holdout_bpb beside metrics.val_bpb",
+                detail={"fields": ["metrics.holdout_bpb"]},
+            )
+    elif holdout_bpb is not None:
+        raise DomainError(
+            ErrorCode.payload_mismatch,
+            f"this {lease.kind} lease has no held-out windows, so its report cannot carry metrics.holdout_bpb",
+            detail={"fields": ["metrics.holdout_bpb"]},
+        )
+
+
 def _run_from(payload: RunPayload, request: ResultRequest, digest: str, worker: Worker) -> Run:
     metrics = payload.metrics
     return Run(
@@ -90,8 +121,11 @@ def _run_from(payload: RunPayload, request: ResultRequest, digest: str, worker: 
         kind=payload.kind.value,
         seed=payload.seed,
         status=payload.status.value,
+        layer=payload.layer,
+        code=payload.code,
         reason=payload.reason,
         val_bpb=metrics.val_bpb,
+        holdout_bpb=metrics.holdout_bpb,
         steps=metrics.steps,
         train_seconds=metrics.train_seconds,
         metrics=metrics.model_dump(mode="json"),
@@ -139,7 +173,7 @@ def submit_result(
     lease = lease_service.get_owned_lease(session, lease_id, worker, for_update=True)
     _check_matches_lease(payload, lease, worker)
     try:
-        verify_signature(worker.public_key, payload.model_dump(mode="json"), request.signature)
+        verify_signature(worker.public_key, signed_fields(payload), request.signature)
     except SignatureError as exc:
         raise DomainError(ErrorCode.bad_signature, f"run report signature refused: {exc}") from exc
 
@@ -156,6 +190,7 @@ def submit_result(
     lease_service.ensure_live(lease, now=now)
 
     track = get_track(session, lease.track_id)
+    _check_holdout_score(payload, lease, track)
     run = _run_from(payload, request, digest, worker)
     violations = None
     if payload.kind == LeaseKind.explore:

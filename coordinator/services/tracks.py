@@ -61,11 +61,13 @@ def create_track(
     key: SigningKey,
     brief: str | None = None,
     baseline: str | None = None,
+    holdout_sha256: str | None = None,
 ) -> Track:
     """Register a track whose asset files already sit in the asset store, with its baseline as head.
 
     The baseline starts `verified` with no metric: calibration leases measure it before any
     explore lease is handed out, so every claim is judged against a measured head.
+    `holdout_sha256` names the held-out pool's token file, if the track has one.
     """
     if session.get(Track, params.id) is not None:
         raise DomainError(ErrorCode.bad_request, f"track {params.id!r} already exists")
@@ -90,6 +92,7 @@ def create_track(
         quorum=params.quorum,
         tolerance=params.tolerance,
         calibration_runs=params.calibration_runs,
+        holdout_sha256=holdout_sha256,
     )
     session.add(track)
     session.flush()
@@ -131,10 +134,12 @@ def track_spec(track: Track) -> TrackSpec:
 
 
 def track_asset_hashes(track: Track) -> set[str]:
+    """What workers may download. The held-out pool is never among them, even if listed by mistake."""
     assets = track.assets
     hashes = {*assets["train"], assets["val"], assets["token_bytes"]}
     if assets.get("tokenizer"):
         hashes.add(assets["tokenizer"])
+    hashes.discard(track.holdout_sha256 or "")
     return hashes
 
 
@@ -182,9 +187,11 @@ def ensure_cpu_tiny(session: Session, *, assets_dir: Path, key: SigningKey, para
     from coordinator.trackdata import build_cpu_tiny
 
     built = build_cpu_tiny(assets_dir, vocab_size=params.vocab_size)
-    assets = TrackAssets(
-        train=tuple(built.train), val=built.val, token_bytes=built.token_bytes, tokenizer=built.tokenizer
+    log.info(
+        "built track %s: %d train shards, %d val tokens, a held-out pool of %d tokens",
+        CPU_TINY, len(built.train), built.val_tokens, built.holdout_tokens,
     )
-    log.info("built track %s: %d train shards", CPU_TINY, len(built.train))
-    return create_track(session, params, assets=assets, key=key)
+    return create_track(
+        session, params, assets=built.to_track_assets(), key=key, holdout_sha256=built.holdout
+    )
 

@@ -1,14 +1,31 @@
 """Judging results: calibration of the head, candidates, replicated verification, promotion.
 
-The promoted metric is always the verifiers' mean, never the author's claim. A candidate is
-promoted only if that mean beats the current head by more than the track's seed noise allows
-(2σ/√n, σ measured by calibration runs of the baseline).
+On a track with a held-out pool, verify and calibrate runs carry two scores: `val_bpb` on the
+public val shard, the text explore claims are measured on, and `holdout_bpb` on windows drawn
+per lease from a pool no worker holds whole (services/holdout.py). So:
+
+- a claim is judged against the head's public reference (an explore run has nothing else);
+- a verify run must reproduce the claim on both: its public score within the tolerance of the
+  claim, and its held-out score within the tolerance of the claim plus the track's public ->
+  held-out shift (the head's held-out mean minus its public mean). A variant that memorised the
+  public val shard claims a low public score it cannot repeat on held-out text;
+- promotion compares the verifiers' held-out mean with the head's held-out reference, and the
+  seed noise σ is measured on held-out calibration scores (which include window-sampling noise).
+
+A track without a pool (made before pools existed) judges public scores throughout. The
+promoted metric is always the verifiers' mean, never the author's claim. A candidate is promoted
+only if that mean beats the head by more than the track's seed noise allows (2σ/√n).
+
+The decisions are pure functions of scores (`calibrate`, `disagreement`, `quorum_verdict`); the
+`record_*` functions apply them to the tables.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -18,6 +35,111 @@ from coordinator.models import Run, Track, Variant, Worker
 from shared.protocol import LeaseKind, RunStatus, VariantStatus
 
 QUARANTINE_AFTER_INVALID = 3
+
+
+@dataclass(frozen=True)
+class Score:
+    """One valid run's scores: public val, and held-out where the lease had windows."""
+
+    val_bpb: float
+    holdout_bpb: float | None = None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The head's means that candidates are judged against."""
+
+    val_bpb: float | None
+    holdout_bpb: float | None = None
+
+    @property
+    def shift(self) -> float:
+        """How much higher the head scores on held-out text than on public val; 0 when unknown."""
+        if self.val_bpb is None or self.holdout_bpb is None:
+            return 0.0
+        return self.holdout_bpb - self.val_bpb
+
+
+@dataclass(frozen=True)
+class Calibration:
+    val_bpb: float
+    holdout_bpb: float | None
+    noise_sigma: float | None  # None until there are two scores to measure it on
+
+
+@dataclass(frozen=True)
+class Verdict:
+    promoted: bool
+    val_bpb: float  # the verifiers' public mean: for display and future claims
+    holdout_bpb: float | None  # the verifiers' held-out mean, when every verifier had windows
+    reason: str | None
+
+
+def noise_margin(noise_sigma: float | None, n: int) -> float:
+    """How much a mean of n runs must beat the head by before it counts as real."""
+    if noise_sigma is None or n <= 0:
+        return 0.0
+    return 2.0 * noise_sigma / math.sqrt(n)
+
+
+def calibrate(scores: Sequence[Score]) -> Calibration | None:
+    """The head's references and the track's σ from its calibration runs (None without runs)."""
+    if not scores:
+        return None
+    public = [score.val_bpb for score in scores]
+    held = [score.holdout_bpb for score in scores if score.holdout_bpb is not None]
+    noisy = held or public  # promotion compares held-out means when there are any: measure σ there
+    return Calibration(
+        val_bpb=statistics.fmean(public),
+        holdout_bpb=statistics.fmean(held) if held else None,
+        noise_sigma=statistics.stdev(noisy) if len(noisy) >= 2 else None,
+    )
+
+
+def disagreement(score: Score, *, claimed: float | None, reference: Reference, tolerance: float) -> str | None:
+    """Why one verify run does not reproduce the claim, or None when it does."""
+    if claimed is None:
+        return None
+    if abs(score.val_bpb - claimed) > tolerance:
+        return (
+            f"not reproduced: a verifier measured {score.val_bpb:.4f} against the claimed {claimed:.4f}"
+            f" (tolerance {tolerance:.4f})"
+        )
+    if score.holdout_bpb is not None and abs(score.holdout_bpb - (claimed + reference.shift)) > tolerance:
+        return (
+            f"not reproduced on held-out text: a verifier measured {score.holdout_bpb:.4f} against"
+            f" {claimed:.4f} claimed ({reference.shift:+.4f} public→held-out shift; tolerance {tolerance:.4f})"
+        )
+    return None
+
+
+def quorum_verdict(scores: Sequence[Score], *, reference: Reference, noise_sigma: float | None) -> Verdict:
+    """Promote when the verifiers' mean beats the head beyond the noise margin: held-out means
+    when both sides have them, public means otherwise."""
+    public = statistics.fmean(score.val_bpb for score in scores)
+    held = [score.holdout_bpb for score in scores if score.holdout_bpb is not None]
+    held_mean = statistics.fmean(held) if held and len(held) == len(scores) else None
+    margin = noise_margin(noise_sigma, len(scores))
+    head: float | None
+    if held_mean is not None and reference.holdout_bpb is not None:
+        measured, head, where = held_mean, reference.holdout_bpb, " on held-out text"
+    else:
+        measured, head, where = public, reference.val_bpb, ""
+    if head is not None and measured < head - margin:
+        return Verdict(promoted=True, val_bpb=public, holdout_bpb=held_mean, reason=None)
+    shown = head if head is not None else math.nan
+    return Verdict(
+        promoted=False,
+        val_bpb=public,
+        holdout_bpb=held_mean,
+        reason=(
+            f"no significant improvement{where}: verifiers' mean {measured:.4f} vs head {shown:.4f}"
+            f" (needs to beat it by {margin:.4f})"
+        ),
+    )
+
+
+# --- applying the decisions ------------------------------------------------------------------
 
 
 def ok_runs(session: Session, variant: Variant, kind: LeaseKind) -> list[Run]:
@@ -30,21 +152,26 @@ def ok_runs(session: Session, variant: Variant, kind: LeaseKind) -> list[Run]:
     )
 
 
-def noise_margin(track: Track, n: int) -> float:
-    """How much a mean of n runs must beat the head by before it counts as real."""
-    if track.noise_sigma is None or n <= 0:
-        return 0.0
-    return 2.0 * track.noise_sigma / math.sqrt(n)
+def _scores(runs: Sequence[Run]) -> list[Score]:
+    return [Score(val_bpb=run.val_bpb, holdout_bpb=run.holdout_bpb) for run in runs if run.val_bpb is not None]
+
+
+def head_reference(track: Track) -> Reference:
+    head = track.head
+    if head is None:
+        return Reference(val_bpb=None)
+    return Reference(val_bpb=head.val_bpb, holdout_bpb=head.holdout_bpb)
 
 
 def record_calibration(session: Session, track: Track, head: Variant) -> None:
-    """Fold the head's calibration runs into its metric and the track's noise estimate."""
-    values = [run.val_bpb for run in ok_runs(session, head, LeaseKind.calibrate) if run.val_bpb is not None]
-    if not values:
+    """Fold the head's calibration runs into its references and the track's noise estimate."""
+    calibration = calibrate(_scores(ok_runs(session, head, LeaseKind.calibrate)))
+    if calibration is None:
         return
-    head.val_bpb = statistics.fmean(values)
-    if len(values) >= 2:
-        track.noise_sigma = statistics.stdev(values)
+    head.val_bpb = calibration.val_bpb
+    head.holdout_bpb = calibration.holdout_bpb
+    if calibration.noise_sigma is not None:
+        track.noise_sigma = calibration.noise_sigma
     session.flush()
 
 
@@ -81,13 +208,16 @@ def record_verification(session: Session, track: Track, candidate: Variant, run:
             candidate.reason = f"not reproduced: {failures} verify runs failed, the last: {run.reason or run.status}"
         session.flush()
         return
-    claimed = candidate.claimed_val_bpb
-    if claimed is not None and abs(run.val_bpb - claimed) > track.tolerance:
+    reference = head_reference(track)
+    problem = disagreement(
+        Score(val_bpb=run.val_bpb, holdout_bpb=run.holdout_bpb),
+        claimed=candidate.claimed_val_bpb,
+        reference=reference,
+        tolerance=track.tolerance,
+    )
+    if problem is not None:
         candidate.status = VariantStatus.rejected.value
-        candidate.reason = (
-            f"not reproduced: a verifier measured {run.val_bpb:.4f} against the claimed {claimed:.4f}"
-            f" (tolerance {track.tolerance:.4f})"
-        )
+        candidate.reason = problem
         if author is not None:
             _mark_invalid(author)
         session.flush()
@@ -98,13 +228,11 @@ def record_verification(session: Session, track: Track, candidate: Variant, run:
     if len(verifications) < track.quorum:
         session.flush()
         return
-    mean = statistics.fmean(run.val_bpb for run in verifications if run.val_bpb is not None)
-    head = track.head
-    head_val = head.val_bpb if head is not None else None
-    margin = noise_margin(track, len(verifications))
-    candidate.val_bpb = mean
-    candidate.parent_val_bpb = head_val
-    if head_val is not None and mean < head_val - margin:
+    verdict = quorum_verdict(_scores(verifications), reference=reference, noise_sigma=track.noise_sigma)
+    candidate.val_bpb = verdict.val_bpb
+    candidate.holdout_bpb = verdict.holdout_bpb
+    candidate.parent_val_bpb = reference.val_bpb
+    if verdict.promoted:
         candidate.status = VariantStatus.verified.value
         candidate.verified_at = now
         candidate.reason = None
@@ -114,8 +242,5 @@ def record_verification(session: Session, track: Track, candidate: Variant, run:
             author.valid_streak += 1
     else:
         candidate.status = VariantStatus.rejected.value
-        candidate.reason = (
-            f"no significant improvement: verifiers' mean {mean:.4f} vs head {head_val or float('nan'):.4f}"
-            f" (needs to beat it by {margin:.4f})"
-        )
+        candidate.reason = verdict.reason
     session.flush()

@@ -15,7 +15,7 @@ from coordinator.trackdata.parquet_source import (
     fetch_parquet,
     iter_parquet_texts,
 )
-from coordinator.trackdata.split import is_val_document, val_threshold
+from coordinator.trackdata.split import SplitThresholds, is_val_document, split_thresholds, val_threshold
 from coordinator.trackdata.store import asset_path
 from coordinator.trackdata.tokenizer import EOT, EOT_ID, load_tokenizer
 
@@ -27,6 +27,7 @@ __all__ = [
     "ParquetSource",
     "ParquetSourceError",
     "ParquetTexts",
+    "SplitThresholds",
     "TrackDataError",
     "asset_path",
     "build_cpu_tiny",
@@ -36,5 +37,6 @@ __all__ = [
     "is_val_document",
     "iter_parquet_texts",
     "load_tokenizer",
+    "split_thresholds",
     "val_threshold",
 ]

@@ -1,5 +1,6 @@
 """Turn documents into a track's content-addressed assets: train shards, a val shard, the byte
-table and the tokenizer, each stored under the sha256 of its bytes (see README.md)."""
+table and the tokenizer, each stored under the sha256 of its bytes, and the held-out pool, stored
+the same way but never part of the assets served to workers (see README.md)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from tokenizers import Tokenizer
 from coordinator.trackdata.corpus import python_docs_corpus
 from coordinator.trackdata.errors import TrackDataError
 from coordinator.trackdata.parquet_source import ParquetTexts
-from coordinator.trackdata.split import is_val_document, val_threshold
+from coordinator.trackdata.split import Side, SplitThresholds, split_thresholds
 from coordinator.trackdata.store import AssetStore
 from coordinator.trackdata.tokenizer import encode_batch, token_byte_lengths, tokenizer_json, train_tokenizer
 from shared.data_format import write_token_bytes, write_tokens
@@ -24,12 +25,17 @@ _ENCODE_BATCH_DOCUMENTS = 256
 
 CPU_TINY_VOCAB = 512
 CPU_TINY_VAL_FRACTION = 0.05
+# The held-out pool takes as much as the corpus can spare: verify windows drawn from a big pool
+# rarely repeat, and the ~57% left still gives a CPU model far more text than a minute can learn
+# (see README.md for the measured sizes).
+CPU_TINY_HOLDOUT_FRACTION = 0.375
 CPU_TINY_SHARD_TOKENS = 1 << 18
 # The harness scores the track's eval_tokens (32_768) targets, which needs one token more.
 CPU_TINY_MIN_VAL_TOKENS = 32_768 + 1
 
 GPU_VOCAB = 8192
 GPU_VAL_FRACTION = 0.01
+GPU_HOLDOUT_FRACTION = 0.01
 GPU_SHARD_TOKENS = 50_000_000  # 100 MB of uint16 per shard: big enough to stream, small enough to retry
 # Ample text for stable merge counts at vocab 8192; learning from all of a multi-GB corpus only costs
 # time and memory.
@@ -50,11 +56,18 @@ class BuiltAssets:
     train_documents: int
     val_documents: int
     sizes: dict[str, int] = field(default_factory=dict)  # sha256 -> bytes on disk
+    # The held-out pool's token file: in the asset store, never in the track's assets.
+    holdout: str | None = None
+    holdout_tokens: int = 0
+    holdout_documents: int = 0
 
     def hashes(self) -> list[str]:
-        return [*self.train, self.val, self.token_bytes, self.tokenizer]
+        """Every file the build wrote, the held-out pool included."""
+        pool = [self.holdout] if self.holdout is not None else []
+        return [*self.train, self.val, self.token_bytes, self.tokenizer, *pool]
 
     def to_track_assets(self) -> TrackAssets:
+        """What workers may download: everything but the held-out pool."""
         return TrackAssets(
             train=tuple(self.train), val=self.val, token_bytes=self.token_bytes, tokenizer=self.tokenizer
         )
@@ -68,9 +81,14 @@ def build_track_assets(
     val_fraction: float,
     shard_tokens: int,
     min_val_tokens: int = 0,
+    holdout_fraction: float = 0.0,
+    min_holdout_tokens: int = 0,
     tokenizer_max_chars: int | None = None,
 ) -> BuiltAssets:
     """Train the tokenizer on the train split, encode every document, and store the assets.
+
+    With `holdout_fraction` above 0, that share of the text's bytes becomes the held-out pool,
+    written as one more token file (`BuiltAssets.holdout`) that is not among the track's assets.
 
     `documents` is read three times (split, tokenizer, encoding): pass a list or a re-iterable such as
     `ParquetTexts`; a one-shot iterator is copied into memory first. Deterministic: the same
@@ -81,8 +99,8 @@ def build_track_assets(
         raise TrackDataError(f"shard_tokens must be positive, got {shard_tokens}")
     if iter(documents) is documents:
         documents = list(documents)
-    threshold = val_threshold(documents, val_fraction)
-    train_texts = (text for text in documents if not is_val_document(text, threshold))
+    thresholds = split_thresholds(documents, val_fraction=val_fraction, holdout_fraction=holdout_fraction)
+    train_texts = (text for text in documents if thresholds.side(text) is Side.train)
     tokenizer = train_tokenizer(_limit_chars(train_texts, tokenizer_max_chars), vocab_size=vocab_size)
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -94,13 +112,19 @@ def build_track_assets(
         documents,
         store=store,
         vocab_size=vocab_size,
-        threshold=threshold,
+        thresholds=thresholds,
         shard_tokens=shard_tokens,
+        with_holdout=holdout_fraction > 0,
     )
     if split.val_tokens < min_val_tokens:
         raise TrackDataError(
             f"the val split holds {split.val_tokens} tokens, fewer than the {min_val_tokens} needed:"
             " raise val_fraction or add documents"
+        )
+    if holdout_fraction > 0 and split.holdout_tokens < max(1, min_holdout_tokens):
+        raise TrackDataError(
+            f"the held-out pool holds {split.holdout_tokens} tokens, fewer than the {max(1, min_holdout_tokens)}"
+            " needed: raise holdout_fraction or add documents"
         )
     return BuiltAssets(
         train=split.train,
@@ -113,6 +137,9 @@ def build_track_assets(
         train_documents=split.train_documents,
         val_documents=split.val_documents,
         sizes=dict(store.sizes),
+        holdout=split.holdout,
+        holdout_tokens=split.holdout_tokens,
+        holdout_documents=split.holdout_documents,
     )
 
 
@@ -125,6 +152,8 @@ def build_cpu_tiny(out_dir: Path, *, vocab_size: int = CPU_TINY_VOCAB) -> BuiltA
         val_fraction=CPU_TINY_VAL_FRACTION,
         shard_tokens=CPU_TINY_SHARD_TOKENS,
         min_val_tokens=CPU_TINY_MIN_VAL_TOKENS,
+        holdout_fraction=CPU_TINY_HOLDOUT_FRACTION,
+        min_holdout_tokens=CPU_TINY_MIN_VAL_TOKENS,
     )
 
 
@@ -137,6 +166,8 @@ def build_gpu_track_assets(
     val_fraction: float = GPU_VAL_FRACTION,
     shard_tokens: int = GPU_SHARD_TOKENS,
     min_val_tokens: int = 0,
+    holdout_fraction: float = GPU_HOLDOUT_FRACTION,
+    min_holdout_tokens: int = 0,
     max_docs: int | None = None,
     tokenizer_max_chars: int | None = GPU_TOKENIZER_MAX_CHARS,
 ) -> BuiltAssets:
@@ -148,6 +179,8 @@ def build_gpu_track_assets(
         val_fraction=val_fraction,
         shard_tokens=shard_tokens,
         min_val_tokens=min_val_tokens,
+        holdout_fraction=holdout_fraction,
+        min_holdout_tokens=min_holdout_tokens,
         tokenizer_max_chars=tokenizer_max_chars,
     )
 
@@ -179,6 +212,9 @@ class _Split:
     val_tokens: int
     train_documents: int
     val_documents: int
+    holdout: str | None
+    holdout_tokens: int
+    holdout_documents: int
 
 
 def _encode_and_shard(
@@ -187,29 +223,37 @@ def _encode_and_shard(
     *,
     store: AssetStore,
     vocab_size: int,
-    threshold: int,
+    thresholds: SplitThresholds,
     shard_tokens: int,
+    with_holdout: bool,
 ) -> _Split:
     train = _ShardWriter(store, vocab_size=vocab_size, shard_tokens=shard_tokens)
-    val_parts: list[np.ndarray] = []
-    val_documents = 0
+    held: dict[Side, list[np.ndarray]] = {Side.val: [], Side.holdout: []}
     for batch in _batched(documents, _ENCODE_BATCH_DOCUMENTS):
         for text, ids in zip(batch, encode_batch(tokenizer, batch), strict=True):
-            if is_val_document(text, threshold):
-                val_parts.append(ids)
-                val_documents += 1
-            else:
+            side = thresholds.side(text)
+            if side is Side.train:
                 train.add(ids)
+            else:
+                held[side].append(ids)
     train.finish()
-    val_tokens = np.concatenate(val_parts) if val_parts else np.zeros(0, dtype=np.uint32)
-    val_sha = store.put(lambda path: write_tokens(path, val_tokens, vocab_size=vocab_size))
+
+    def store_tokens(parts: list[np.ndarray]) -> tuple[str, int]:
+        tokens = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint32)
+        return store.put(lambda path: write_tokens(path, tokens, vocab_size=vocab_size)), int(tokens.size)
+
+    val_sha, val_tokens = store_tokens(held[Side.val])
+    holdout_sha, holdout_tokens = store_tokens(held[Side.holdout]) if with_holdout else (None, 0)
     return _Split(
         train=train.hashes,
         val=val_sha,
         train_tokens=train.tokens,
-        val_tokens=int(val_tokens.size),
+        val_tokens=val_tokens,
         train_documents=train.documents,
-        val_documents=val_documents,
+        val_documents=len(held[Side.val]),
+        holdout=holdout_sha,
+        holdout_tokens=holdout_tokens,
+        holdout_documents=len(held[Side.holdout]),
     )
 
 

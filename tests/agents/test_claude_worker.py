@@ -1,6 +1,6 @@
 """The claude agent inside the real worker daemon: the real SDK, a fake Messages API, the real coordinator.
 
-Only training is a stand-in (test_daemon.FakeRunner). What these prove is the worker's side of the
+Only training is a stand-in (test_daemon.StandInExecutor). What these prove is the worker's side of the
 agent: an API that keeps failing, or proposals that keep failing the checks, cost one lease,
 released with the reason, and the worker goes on to the next; the prompt is built from what the
 coordinator published; the usage and estimated cost reach the signed run and the screen.
@@ -17,7 +17,7 @@ import pytest
 from shared.hashing import short_hash
 from tests.agents.conftest import FakeMessagesAPI, Reply, api_error, submission
 from tests.unit import test_daemon as setup
-from tests.unit.test_daemon import BASELINE, TRACK, Coordinator, FakeRunner, Volunteer
+from tests.unit.test_daemon import BASELINE, TRACK, Coordinator, StandInExecutor, Volunteer
 from worker.agents.claude import ClaudeAgent
 from worker.agents.pricing import SpendLedger
 
@@ -53,14 +53,14 @@ def test_repeated_server_errors_release_the_lease_with_the_reason_and_the_worker
     tmp_path: Path,
 ) -> None:
     alice = volunteer("alice")
-    alice.daemon(runner=FakeRunner(val_bpb=1.5), max_experiments=2).run()  # calibrate, one offline explore
+    alice.daemon(executor=StandInExecutor(val_bpb=1.5), max_experiments=2).run()  # calibrate, one offline explore
     [(offline_hypothesis,)] = coordinator.query("select hypothesis from variants where parent_id is not null")
     fake_api.script(server_error(), server_error(), submission(CHILD, HYPOTHESIS))
     notices: list[str] = []
-    runner = FakeRunner(val_bpb=1.5)
+    executor = StandInExecutor(val_bpb=1.5)
 
     counters = alice.daemon(
-        runner=runner, agent=claude(fake_api, tmp_path / "agent", notices), max_experiments=1
+        executor=executor, agent=claude(fake_api, tmp_path / "agent", notices), max_experiments=1
     ).run()
 
     # The first lease was handed back with the API's failure as the reason; the worker went on.
@@ -74,7 +74,7 @@ def test_repeated_server_errors_release_the_lease_with_the_reason_and_the_worker
     assert f"WARNING agent claude failed: {FAILING}; lease released, pausing 2s" in alice.output.getvalue()
     assert "Anthropic API answered HTTP 500; retry 1 of 1 in 0.001s" in notices
     # Nothing lost: every run reached the coordinator, the outbox is empty, and the failed calls cost nothing.
-    assert [call["source"] for call in runner.calls] == [CHILD]
+    assert [call["source"] for call in executor.calls] == [CHILD]
     assert not list(alice.home.outbox_dir.glob("*.json"))
     assert coordinator.query("select count(*) from runs") == [(3,)]
     assert SpendLedger(tmp_path / "agent" / "spend.json").spent_today() == pytest.approx(COST_OF_ONE_REPLY)
@@ -93,11 +93,11 @@ def test_the_usage_and_cost_reach_the_signed_run_and_the_screen(
     tmp_path: Path,
 ) -> None:
     alice = volunteer("alice")
-    alice.daemon(runner=FakeRunner(val_bpb=1.5), max_experiments=1).run()  # calibrate
+    alice.daemon(executor=StandInExecutor(val_bpb=1.5), max_experiments=1).run()  # calibrate
     fake_api.script(submission(CHILD, HYPOTHESIS))
 
     alice.daemon(
-        runner=FakeRunner(val_bpb=1.5), agent=claude(fake_api, tmp_path / "agent", []), max_experiments=1
+        executor=StandInExecutor(val_bpb=1.5), agent=claude(fake_api, tmp_path / "agent", []), max_experiments=1
     ).run()
 
     [(hypothesis, agent)] = coordinator.query(
@@ -128,7 +128,7 @@ def test_proposals_refused_by_the_checks_go_back_to_the_model_three_times_then_t
     tmp_path: Path,
 ) -> None:
     alice = volunteer("alice")
-    alice.daemon(runner=FakeRunner(val_bpb=1.5), max_experiments=2).run()  # calibrate, one offline explore
+    alice.daemon(executor=StandInExecutor(val_bpb=1.5), max_experiments=2).run()  # calibrate, one offline explore
     [(known_hash,)] = coordinator.query("select hash from variants where parent_id is not null")
     known_source = coordinator.get(f"/v1/variants/{known_hash}?track_id={TRACK}")["source"]
     forbidden = BASELINE + "\nimport os\n"
@@ -138,10 +138,10 @@ def test_proposals_refused_by_the_checks_go_back_to_the_model_three_times_then_t
         submission(known_source, "The offline agent's idea again", tool_id="toolu_known"),
         submission(CHILD, HYPOTHESIS),  # the next lease
     )
-    runner = FakeRunner(val_bpb=1.5)
+    executor = StandInExecutor(val_bpb=1.5)
 
     counters = alice.daemon(
-        runner=runner, agent=claude(fake_api, tmp_path / "agent", []), max_experiments=1
+        executor=executor, agent=claude(fake_api, tmp_path / "agent", []), max_experiments=1
     ).run()
 
     same = "train.py is identical to its parent; change something"
@@ -162,5 +162,5 @@ def test_proposals_refused_by_the_checks_go_back_to_the_model_three_times_then_t
     assert feedback[0]["content"].startswith(f"This variant was refused before training: {same}")
     assert feedback[1]["content"].startswith(f"This variant was refused before training: {policy}")
     # None of the refused files was trained; the worker went on and trained the next lease's proposal.
-    assert [call["source"] for call in runner.calls] == [CHILD]
+    assert [call["source"] for call in executor.calls] == [CHILD]
     assert (counters.leases, counters.released, counters.completed) == (2, 1, 1)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -16,6 +17,7 @@ from coordinator.config import Settings
 from coordinator.kv import LocalKV
 from coordinator.main import create_app
 from coordinator.services.tracks import TrackParams, create_track
+from shared.data_format import write_tokens
 from shared.hashing import variant_hash
 from shared.protocol import HardwareInfo, RegistrationPayload, RunMetrics, RunPayload
 from shared.signing import SigningKey
@@ -42,6 +44,7 @@ class Coordinator:
     clock: FakeClock
     settings: Settings
     assets: dict[str, bytes] = field(default_factory=dict)
+    holdout_sha256: str | None = None  # the track's held-out pool, when it has one
 
     def session(self):  # type: ignore[no-untyped-def]
         return self.client.app.state.arn.session_factory()  # type: ignore[attr-defined]
@@ -87,7 +90,7 @@ class Worker:
         return response.json()["lease"]  # type: ignore[no-any-return]
 
     def report(self, lease: dict[str, Any], *, val_bpb: float | None, source: str | None = None,
-               hypothesis: str | None = None, status: str = "ok") -> RunPayload:
+               hypothesis: str | None = None, status: str = "ok", holdout_bpb: float | None = None) -> RunPayload:
         explore = lease["kind"] == "explore"
         new_source = source if source is not None else lease["variant"]["source"] + f"# {lease['id']}\n"
         return RunPayload(
@@ -102,7 +105,7 @@ class Worker:
             seed=lease["seed"],
             status=status,
             reason=None if status == "ok" else "train() raised RuntimeError: boom",
-            metrics=RunMetrics(val_bpb=val_bpb, steps=100, tokens=12800, train_seconds=3.0),
+            metrics=RunMetrics(val_bpb=val_bpb, holdout_bpb=holdout_bpb, steps=100, tokens=12800, train_seconds=3.0),
             env={"torch": "test"},
             finished_at=self.coordinator.clock(),
         )
@@ -135,7 +138,15 @@ def track_params() -> TrackParams:
 
 
 @pytest.fixture
-def coordinator(database_url: str, tmp_path: Path, track_params: TrackParams) -> Iterator[Coordinator]:
+def holdout_pool() -> np.ndarray | None:
+    """The test track's held-out pool tokens; None builds a track without one (override to add one)."""
+    return None
+
+
+@pytest.fixture
+def coordinator(
+    database_url: str, tmp_path: Path, track_params: TrackParams, holdout_pool: np.ndarray | None
+) -> Iterator[Coordinator]:
     settings = Settings(
         data_dir=tmp_path / "data", database_url=database_url, create_builtin_tracks=False, lease_slack_s=60.0,
     )
@@ -146,15 +157,21 @@ def coordinator(database_url: str, tmp_path: Path, track_params: TrackParams) ->
         settings.assets_dir.mkdir(parents=True, exist_ok=True)
         blobs = {name: f"{name} bytes".encode() for name in ("train0", "val", "token_bytes", "tokenizer")}
         shas = {name: _write_asset(settings.assets_dir, data) for name, data in blobs.items()}
+        holdout_sha = None
+        if holdout_pool is not None:
+            pool_path = tmp_path / "pool.npy"
+            write_tokens(pool_path, holdout_pool, vocab_size=track_params.vocab_size)
+            holdout_sha = _write_asset(settings.assets_dir, pool_path.read_bytes())
         with state.session_factory() as session:
             create_track(
                 session, track_params,
                 assets=TrackAssets(train=(shas["train0"],), val=shas["val"], token_bytes=shas["token_bytes"],
                                    tokenizer=shas["tokenizer"]),
-                key=state.signing_key, brief="Make val_bpb go down.", baseline=BASELINE,
+                key=state.signing_key, brief="Make val_bpb go down.", baseline=BASELINE, holdout_sha256=holdout_sha,
             )
             session.commit()
-        yield Coordinator(client=client, clock=clock, settings=settings, assets={shas[k]: v for k, v in blobs.items()})
+        yield Coordinator(client=client, clock=clock, settings=settings, assets={shas[k]: v for k, v in blobs.items()},
+                          holdout_sha256=holdout_sha)
 
 
 @pytest.fixture
@@ -165,10 +182,11 @@ def make_worker(coordinator: Coordinator):  # type: ignore[no-untyped-def]
     return make
 
 
-def calibrate(workers: list[Worker], values: list[float]) -> None:
-    """Run the head's calibration leases, one value per lease, cycling through the workers."""
+def calibrate(workers: list[Worker], values: list[float], holdout: list[float] | None = None) -> None:
+    """Run the head's calibration leases, one value per lease (and one held-out value each, on a
+    track with a pool), cycling through the workers."""
     for i, value in enumerate(values):
         worker = workers[i % len(workers)]
         lease = worker.lease()
         assert lease is not None and lease["kind"] == "calibrate", lease
-        worker.run(lease, value)
+        worker.run(lease, value, holdout_bpb=holdout[i] if holdout is not None else None)

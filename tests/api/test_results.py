@@ -110,3 +110,28 @@ def test_malformed_bodies_get_a_stable_code(coordinator: Coordinator, make_worke
     response = alice.post(f"/v1/leases/{lease['id']}/result", {"payload": {"lease_id": 3}, "signature": "x"})
     assert response.status_code == 422
     assert response.json()["code"] == "bad_request"
+
+
+def test_a_report_signed_before_the_protocol_grew_fields_still_verifies(
+    coordinator: Coordinator, make_worker
+) -> None:
+    alice = make_worker("a1", "alice")
+    lease = alice.lease()
+    body = alice.report(lease, val_bpb=1.0).model_dump(mode="json")
+    # What an older worker signed and sent: no layer, no code, no held-out figure.
+    for key in ("layer", "code"):
+        del body[key]
+    del body["metrics"]["holdout_bpb"]
+    response = alice.post(f"/v1/leases/{lease['id']}/result", {"payload": body, "signature": alice.key.sign(body)})
+    assert response.status_code == 200, response.json()
+    assert _runs(coordinator) == 1
+
+
+def test_a_field_removed_from_a_signed_report_fails_its_signature(coordinator: Coordinator, make_worker) -> None:
+    alice = make_worker("a1", "alice")
+    lease = alice.lease()
+    body = alice.report(lease, val_bpb=1.0).model_dump(mode="json")
+    signature = alice.key.sign(body)
+    del body["env"]  # signed as {"torch": "test"}; absent, it would read as {}
+    response = alice.post(f"/v1/leases/{lease['id']}/result", {"payload": body, "signature": signature})
+    assert response.json()["code"] == "bad_signature"

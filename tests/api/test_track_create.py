@@ -82,6 +82,7 @@ def test_track_create_builds_and_registers_a_gpu_track_from_pinned_parquet(
     result = _cli(data_dir, *args)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "created track tiny-gpu" in result.stdout
+    assert "a held-out pool of" in " ".join(result.stdout.split())
 
     settings = Settings(data_dir=data_dir, create_builtin_tracks=False, _env_file=None)  # type: ignore[call-arg]
     with TestClient(create_app(settings, kv=LocalKV(), run_reaper=False)) as client:
@@ -97,6 +98,15 @@ def test_track_create_builds_and_registers_a_gpu_track_from_pinned_parquet(
             assert response.status_code == 200
             assert hashlib.sha256(response.content).hexdigest() == sha
             served[sha] = response.content
+        # The held-out pool sits in the asset store but is never served.
+        with client.app.state.arn.session_factory() as session:  # type: ignore[attr-defined]
+            from coordinator.models import Track
+
+            pool = session.get(Track, "tiny-gpu").holdout_sha256
+        assert pool is not None and pool not in served
+        assert (data_dir / "assets" / pool).is_file()
+        refused = client.get(f"/v1/tracks/tiny-gpu/assets/{pool}")
+        assert (refused.status_code, refused.json()["code"]) == (404, "not_found")
 
     tokenizer = load_tokenizer(served[assets["tokenizer"]].decode())
     assert tokenizer.get_vocab_size() == 384

@@ -1,145 +1,216 @@
 """The layers behind the static policy, shown on the variants the policy refuses: each runs with
-the policy switched off (`run_local(enforce_policy=False)`, which no command line reaches) and is
-stopped by the sandbox, or made harmless by the harness. The policy is a first line, not the
-only one.
+the policy switched off (`Executor.run(enforce_policy=False)`, which no command line reaches).
 
-Each variant reports what it ran into by raising it, so the run is "crashed" with the variant's
-own exception as the reason: the errno in it is the sandbox's answer.
+With every layer on, the run-time guard in the variant's process stops each payload where it
+happens, with a stable `guard_*` code, or the process split leaves it nothing to change: the
+host's own checksum, patched in the variant's process, is not what catches test-time training.
+Then each sandbox layer is shown on its own, with the guard switched off: the filesystem hides
+the val shard and keeps a spawned shell from writing outside scratch, the process limit stops a
+fork bomb, and the network namespace keeps the variant from a server the worker itself reaches.
 """
 
 from __future__ import annotations
 
-import random
+import functools
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from shared.track_spec import TrackSpec
-from tests.redteam.conftest import require_layers, run_variant, variant
-from worker.client import CoordinatorClient
-from worker.sandbox import PROJECT_ROOT, SandboxConfig
+from tests.redteam.conftest import (
+    Case,
+    Runs,
+    Track,
+    assert_no_score,
+    decided,
+    require_layers,
+    set_constant,
+)
+from worker.execution.reasons import public_reason
+from worker.execution.sandbox import PROJECT_ROOT, SandboxConfig
+
+GUARD_OFF = SandboxConfig(guard=False)
+GUARD_OFF_UNSHARE = SandboxConfig(guard=False, filesystem=False)  # unshare's namespaces, no bubblewrap
+FORK_LIMIT = SandboxConfig(guard=False, process_allowance=48)
 
 
-def crashed_with(result_reason: str | None, exception: str) -> str:
-    prefix = f"train() raised {exception}: "
-    assert result_reason is not None and result_reason.startswith(prefix), result_reason
-    return result_reason[len(prefix) :]
+def val_path(source: str, home: Path, track: Track) -> str:
+    spec, data_dir = track
+    return source.replace('"data/val.npy"', repr(str(data_dir / spec.assets.val)))
 
 
-def test_reading_the_val_shard_finds_no_such_file(tmp_path: Path, track: tuple[TrackSpec, Path]) -> None:
+def outside(name: str) -> functools.partial[str]:
+    """An edit pointing the variant's `name` constant at a file in a folder of the worker's, outside scratch."""
+    return functools.partial(_outside, name)
+
+
+def _outside(name: str, source: str, home: Path, track: Track) -> str:
+    (home / "outside").mkdir(exist_ok=True)
+    return set_constant(source, name, str(home / "outside" / "planted"))
+
+
+def into_worker_package(source: str, home: Path, track: Track) -> str:
+    return set_constant(source, "TARGET", str(PROJECT_ROOT / "worker" / f"planted-{home.name}.py"))
+
+
+@functools.cache
+def listener() -> socket.socket:
+    """A server on 127.0.0.1 that this process (the worker) reaches: the address a variant would phone."""
+    server = socket.create_server(("127.0.0.1", 0), backlog=16)
+    server.settimeout(0.1)
+    return server
+
+
+def to_listener(source: str, home: Path, track: Track) -> str:
+    port = listener().getsockname()[1]
+    return source.replace('HOST, PORT = "127.0.0.1", 9', f'HOST, PORT = "127.0.0.1", {port}')
+
+
+def policy_off(variant: str, **options: object) -> Case:
+    return Case(variant, enforce_policy=False, **options)  # type: ignore[arg-type]
+
+
+CASES = {
+    # every layer on: the guard, or the process split
+    "read_val_shard": policy_off("read_val_shard", edit=val_path),
+    "write_outside_scratch": policy_off("write_outside_scratch", edit=into_worker_package),
+    "spawn_process": policy_off("spawn_process", edit=outside("TARGET")),
+    "open_socket": policy_off("open_socket", edit=to_listener),
+    "exec_string": policy_off("exec_string"),
+    "monkeypatch_harness": policy_off("monkeypatch_harness"),
+    "harness_via_gc": policy_off("harness_via_gc"),
+    "ctypes_memory": policy_off("ctypes_memory"),
+    "harness_via_sys_modules": policy_off("harness_via_sys_modules"),
+    # one layer at a time, with the guard off
+    "read_val_shard/filesystem": policy_off("read_val_shard", edit=val_path, config=GUARD_OFF),
+    "fork_bomb/processes": policy_off("fork_bomb", config=FORK_LIMIT),
+    "open_socket/bubblewrap": policy_off("open_socket", edit=to_listener, config=GUARD_OFF),
+    "open_socket/unshare": policy_off("open_socket", edit=to_listener, config=GUARD_OFF_UNSHARE),
+}
+
+REFUSED = "the run-time guard refused "
+# case -> (code, the reason), each a refusal of the guard: layer `guard`, status `rejected`
+GUARDED = {
+    "spawn_process": ("guard_process", "starting a process (subprocess.Popen)"),
+    "open_socket": ("guard_network", "a network connection (socket.getaddrinfo)"),
+    "exec_string": ("guard_code", "running code built at run time (compile)"),
+    "monkeypatch_harness": ("guard_import", "an import off the allowlist"),
+    "harness_via_gc": ("guard_introspection", "introspection of the interpreter (gc.get_objects)"),
+    "ctypes_memory": ("guard_native", "native code through ctypes (ctypes.dlopen)"),
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def close_listener() -> Iterator[None]:
+    yield
+    if listener.cache_info().currsize:
+        listener().close()
+
+
+@pytest.mark.parametrize("case", sorted(GUARDED))
+def test_the_guard_refuses_each_payload_where_it_happens(runs: Runs, case: str) -> None:
+    code, reason = GUARDED[case]
+
+    run = runs[case]
+
+    assert decided(run.outcome) == ("rejected", "guard", code), run.outcome.log_tail
+    assert run.outcome.reason == REFUSED + reason
+    # What leaves the machine is the code's own wording, whatever the variant's process said.
+    assert run.outcome.public_reason == public_reason(code, None)
+    # Ended mid-training, on the supervisor's word: no training time, no steps counted.
+    assert run.outcome.metrics.get("steps") is None and "train_seconds" not in run.outcome.metrics
+    assert not (run.home / "outside" / "planted").exists()
+
+
+@pytest.mark.parametrize("case", ["read_val_shard"])
+def test_reading_the_val_shard_by_its_path_is_refused_by_the_guard(
+    runs: Runs, track: Track, case: str
+) -> None:
+    spec, data_dir = track
+
+    run = runs[case]
+
+    assert decided(run.outcome) == ("rejected", "guard", "guard_file")
+    # The path stays out of the reason: what a refusal says is the code's own wording.
+    assert run.outcome.reason == f"{REFUSED}reading a file this run does not need"
+    assert (data_dir / spec.assets.val).is_file()  # there all along, for the worker
+
+
+@pytest.mark.parametrize("case", ["write_outside_scratch"])
+def test_writing_into_the_worker_package_is_refused_by_the_guard(runs: Runs, case: str) -> None:
+    run = runs[case]
+    target = PROJECT_ROOT / "worker" / f"planted-{run.home.name}.py"
+
+    assert decided(run.outcome) == ("rejected", "guard", "guard_file")
+    assert run.outcome.reason == f"{REFUSED}writing a file outside the scratch folder"
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("case", ["harness_via_sys_modules"])
+def test_a_blinded_host_checksum_leaves_the_scorers_probes_to_catch_test_time_training(
+    runs: Runs, case: str
+) -> None:
+    outcome = runs[case].outcome
+
+    # The host's own checksum is the variant's to patch; the scorer's comparisons are not.
+    assert decided(outcome) == ("rejected", "probe", "statelessness"), outcome.reason
+    assert_no_score(outcome)
+
+
+# --- one layer at a time ---------------------------------------------------------------------
+
+
+def crashed_with(outcome_reason: str | None, exception: str, line: int) -> str:
+    prefix = f"train() raised {exception} at train.py:{line} in train: "
+    assert outcome_reason is not None and outcome_reason.startswith(prefix), outcome_reason
+    return outcome_reason[len(prefix) :]
+
+
+@pytest.mark.parametrize("case", ["read_val_shard/filesystem"])
+def test_without_the_guard_the_val_shard_is_not_in_the_sandbox(runs: Runs, track: Track, case: str) -> None:
     require_layers("filesystem")
     spec, data_dir = track
-    val = data_dir / spec.assets.val
-    source = variant("read_val_shard").replace('"data/val.npy"', repr(str(val)))
 
-    result = run_variant(tmp_path, track, source, enforce_policy=False)
+    outcome = runs[case].outcome
 
-    assert (result.status, result.layer, result.code) == ("crashed", "harness", "variant_crashed")
-    assert crashed_with(result.reason, "FileNotFoundError") == f"[Errno 2] No such file or directory: '{val}'"
-    assert val.is_file()  # there all along, for the worker
-
-
-def test_reading_a_file_of_the_volunteer_finds_no_such_file(tmp_path: Path, track: tuple[TrackSpec, Path]) -> None:
-    require_layers("filesystem")
-    secret = tmp_path / "secrets" / "key.npy"
-    secret.parent.mkdir()
-    np.save(secret, np.arange(4))
-    source = variant("read_any_file").replace('"/root/.ssh/id_ed25519"', repr(str(secret)))
-
-    result = run_variant(tmp_path, track, source, enforce_policy=False)
-
-    assert crashed_with(result.reason, "FileNotFoundError") == f"[Errno 2] No such file or directory: '{secret}'"
+    assert decided(outcome) == ("crashed", "harness", "variant_crashed")
+    # The path is long enough to be scrubbed from the reason; the errno is the sandbox's answer.
+    assert crashed_with(outcome.reason, "FileNotFoundError", 8) == "[Errno 2] No such file or directory: '…'"
+    assert (data_dir / spec.assets.val).is_file()  # there all along, for the worker
 
 
-def test_writing_into_the_worker_package_hits_a_read_only_file_system(
-    tmp_path: Path, track: tuple[TrackSpec, Path]
-) -> None:
-    require_layers("filesystem")
-    target = PROJECT_ROOT / "worker" / f"planted-{random.randrange(10**9)}.py"
-    source = variant("write_outside_scratch").replace('"/root/.bashrc"', repr(str(target)))
+@pytest.mark.parametrize("case", ["fork_bomb/processes"])
+def test_without_the_guard_a_fork_bomb_stops_at_the_process_limit(runs: Runs, case: str) -> None:
+    require_layers("processes", config=FORK_LIMIT)
 
-    result = run_variant(tmp_path, track, source, enforce_policy=False)
+    outcome = runs[case].outcome
 
-    assert crashed_with(result.reason, "OSError") == f"[Errno 30] Read-only file system: '{target}'"
-    assert not target.exists()
-
-
-def test_a_spawned_process_is_confined_like_the_variant(tmp_path: Path, track: tuple[TrackSpec, Path]) -> None:
-    require_layers("filesystem")
-    (tmp_path / "outside").mkdir()
-    target = tmp_path / "outside" / "planted"
-    source = variant("spawn_process").replace('"/root/planted"', repr(str(target)))
-
-    result = run_variant(tmp_path, track, source, enforce_policy=False)
-
-    assert crashed_with(result.reason, "CalledProcessError").endswith("returned non-zero exit status 2.")
-    assert f"cannot create {target}: Directory nonexistent" in (tmp_path / "run" / "harness.log").read_text()
-    assert not target.exists()
-
-
-def test_a_fork_bomb_stops_at_the_process_limit(tmp_path: Path, track: tuple[TrackSpec, Path]) -> None:
-    config = SandboxConfig(process_allowance=48)
-    require_layers("processes", config=config)
-
-    result = run_variant(tmp_path, track, variant("fork_bomb"), sandbox=config, enforce_policy=False)
-
-    assert (result.status, result.layer, result.code) == ("crashed", "sandbox", "process_limit")
-    assert result.reason is not None
-    assert result.reason.endswith("train() raised BlockingIOError: [Errno 11] Resource temporarily unavailable")
-
-
-def test_a_patched_cross_entropy_does_not_reach_the_harness_score(
-    tmp_path: Path, track: tuple[TrackSpec, Path]
-) -> None:
-    result = run_variant(tmp_path, track, variant("monkeypatch_cross_entropy"), enforce_policy=False)
-
-    # The harness bound its cross_entropy before any variant ran: the uniform model's true 8 bits
-    # per byte, not the patched function's 0.
-    assert (result.status, result.layer, result.code) == ("ok", None, None), result.log_tail
-    assert result.metrics["val_bpb"] == pytest.approx(8.0, abs=1e-6)
-
-
-# --- the network: the worker reaches the coordinator, the variant does not ------------------------
-
-
-@pytest.fixture(scope="module")
-def coordinator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `coordinator serve` on 127.0.0.1, the address a variant would phone."""
-    from tests.e2e.network import Network
-
-    network = Network(tmp_path_factory.mktemp("network"))
-    try:
-        network.start_coordinator(ARN_CPU_TINY_BUDGET_S="3")
-        yield network.url
-    finally:
-        network.stop_all()
+    assert decided(outcome) == ("crashed", "sandbox", "process_limit")
+    assert outcome.reason is not None
+    assert outcome.reason.endswith(
+        "train() raised BlockingIOError at train.py:10 in train: [Errno 11] Resource temporarily unavailable"
+    )
 
 
 @pytest.mark.parametrize(
-    ("config", "error"),
+    ("case", "config", "error"),
     [
         # bubblewrap's namespace has a loopback of its own, up, with nothing listening on it.
-        (SandboxConfig(), "ConnectionRefusedError: [Errno 111] Connection refused"),
+        ("open_socket/bubblewrap", GUARD_OFF, ("ConnectionRefusedError", "[Errno 111] Connection refused")),
         # unshare's namespace has a loopback that is down: no route at all.
-        (SandboxConfig(filesystem=False), "OSError: [Errno 101] Network is unreachable"),
+        ("open_socket/unshare", GUARD_OFF_UNSHARE, ("OSError", "[Errno 101] Network is unreachable")),
     ],
-    ids=["bubblewrap", "unshare"],
 )
-def test_the_variant_cannot_connect_to_the_coordinator_that_the_worker_reaches(
-    tmp_path: Path, track: tuple[TrackSpec, Path], coordinator_url: str, config: SandboxConfig, error: str
+def test_without_the_guard_the_variant_cannot_reach_a_server_the_worker_reaches(
+    runs: Runs, case: str, config: SandboxConfig, error: tuple[str, str]
 ) -> None:
     require_layers("network", config=config)
-    port = int(coordinator_url.rsplit(":", 1)[1])
-    source = variant("open_socket").replace("HOST, PORT = \"127.0.0.1\", 9", f'HOST, PORT = "127.0.0.1", {port}')
-    assert str(port) in source
+    port = listener().getsockname()[1]
 
-    with CoordinatorClient(coordinator_url) as client:
-        before = client.info()
-        result = run_variant(tmp_path, track, source, sandbox=config, enforce_policy=False)
-        after = client.info()
+    outcome = runs[case].outcome
 
-    exception, message = error.split(": ", 1)
-    assert crashed_with(result.reason, exception) == message
-    assert before.public_key == after.public_key  # the worker's own connection worked, before and after
+    exception, message = error
+    assert crashed_with(outcome.reason, exception, 10) == message
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass  # while the worker's own connection to it works

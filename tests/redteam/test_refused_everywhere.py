@@ -1,6 +1,6 @@
 """A variant the policy refuses never runs anywhere: the coordinator refuses it at submission, and
 a worker that gets one anyway (a lease carrying it) reports it `rejected` by the policy without
-starting a harness process. A run a probe refuses is reported `rejected` with no score, and the
+starting a process for it. A run a probe refuses is reported `rejected` with no score, and the
 coordinator records it so.
 """
 
@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy
 from fastapi.testclient import TestClient
@@ -22,17 +24,33 @@ from coordinator.kv import LocalKV
 from coordinator.main import create_app
 from coordinator.migrate import upgrade
 from coordinator.services.tracks import TrackParams, create_track
+from shared import run_codes as codes
 from shared.protocol import HardwareInfo
 from shared.track_spec import TrackAssets
-from tests.api.conftest import Coordinator, calibrate, coordinator, make_worker, track_params  # noqa: F401
-from tests.redteam.conftest import variant
-from tests.unit.test_daemon import AppTransport, Clock, FakeRunner
+from tests.api.conftest import (  # noqa: F401  (fixtures, by name)
+    Coordinator,
+    calibrate,
+    coordinator,
+    holdout_pool,
+    make_worker,
+    track_params,
+)
+from tests.redteam.conftest import PARSING, POLICY, executor, variant
 from worker.agents.offline import OfflineAgent
 from worker.client import CoordinatorClient, RetryPolicy
 from worker.daemon import Counters, Daemon, DaemonOptions, StopSignal
 from worker.display import PlainDisplay
+from worker.execution import Outcome, RunRequest
+from worker.execution.outcome import make_outcome
 from worker.identity import WorkerHome
-from worker.runner import HarnessResult
+
+
+@pytest.fixture(autouse=True)
+def parsing_alone() -> Iterator[None]:
+    """The coordinator and the daemon parse sources here; runs of other modules wait meanwhile."""
+    with PARSING:
+        yield
+
 
 # --- the coordinator, at submission -------------------------------------------------------------
 
@@ -63,8 +81,48 @@ def test_the_coordinator_refuses_a_policy_violation_at_submission_and_records_it
 # --- the worker, when one arrives anyway ------------------------------------------------------
 
 
+class AppTransport(httpx.BaseTransport):
+    """Carries the worker's requests to the coordinator app in this process."""
+
+    def __init__(self, app_client: TestClient) -> None:
+        self.app_client = app_client
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        answer = self.app_client.request(
+            request.method, str(request.url), headers=dict(request.headers), content=request.read()
+        )
+        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
+
+
+class RecordingExecutor:
+    """The real executor (policy gate, sandbox, scorer and host), counting the runs it is asked for."""
+
+    def __init__(self) -> None:
+        self.requests: list[RunRequest] = []
+
+    def run(self, request: RunRequest, **kwargs: Any) -> Outcome:
+        self.requests.append(request)
+        return executor().run(request, **kwargs)
+
+
+class ProbeRefusingExecutor(RecordingExecutor):
+    """An executor whose causality probe refuses the run; the scorer had written a score."""
+
+    def run(self, request: RunRequest, **kwargs: Any) -> Outcome:
+        self.requests.append(request)
+        metrics = {"val_bpb": 0.1, "val_loss": 0.07, "holdout_bpb": 0.1, "steps": 10, "tokens": 1280}
+        return make_outcome(
+            status=codes.REJECTED,
+            code=codes.CAUSALITY,
+            reason="probe causality: logits at position 3 changed when tokens 16 to 31 changed",
+            metrics={**metrics, "train_seconds": 0.1},
+            env={"torch": "fake"},
+            wall_seconds=0.2,
+        )
+
+
 @pytest.fixture
-def serve_baseline(tmp_path: Path) -> Iterator[Any]:
+def serve_baseline(tmp_path: Path) -> Iterator[Callable[[str], TestClient]]:
     """Start a real coordinator app (SQLite) whose track's signed baseline is the source given."""
     clients: list[TestClient] = []
 
@@ -74,7 +132,7 @@ def serve_baseline(tmp_path: Path) -> Iterator[Any]:
             create_builtin_tracks=False, heartbeat_interval_s=0.05, no_work_retry_after_s=0.05, lease_slack_s=60.0,
         )  # fmt: skip
         upgrade(settings.resolved_database_url)
-        app = create_app(settings, kv=LocalKV(), clock=Clock(), run_reaper=False)
+        app = create_app(settings, kv=LocalKV(), clock=lambda: datetime.now(UTC), run_reaper=False)
         client = TestClient(app)
         client.__enter__()
         clients.append(client)
@@ -104,8 +162,8 @@ def serve_baseline(tmp_path: Path) -> Iterator[Any]:
         client.__exit__(None, None, None)
 
 
-def work_one_lease(app_client: TestClient, home: Path, runner: FakeRunner) -> tuple[Counters, str]:
-    """A real daemon doing one lease against `app_client`, training through `runner`."""
+def work_one_lease(app_client: TestClient, home: Path, runs: RecordingExecutor) -> tuple[Counters, str]:
+    """A real daemon doing one lease against `app_client`, training through `runs`."""
     output = io.StringIO()
     stop = StopSignal()
     client = CoordinatorClient(
@@ -113,7 +171,7 @@ def work_one_lease(app_client: TestClient, home: Path, runner: FakeRunner) -> tu
         retry_policy=RetryPolicy(max_attempts=2, base_delay_s=0.01),
     )  # fmt: skip
     daemon = Daemon(
-        client=client, home=WorkerHome(home), agent=OfflineAgent(), run_harness=runner,
+        client=client, home=WorkerHome(home), agent=OfflineAgent(), executor=runs,
         display=PlainDisplay(output), stop=stop,
         options=DaemonOptions(
             coordinator_url="http://coordinator.test", hardware=HardwareInfo(hardware_class="cpu"),
@@ -125,49 +183,53 @@ def work_one_lease(app_client: TestClient, home: Path, runner: FakeRunner) -> tu
 
 def stored_runs(app_client: TestClient) -> list[tuple[Any, ...]]:
     with app_client.app.state.arn.session_factory() as session:  # type: ignore[attr-defined]
-        rows = session.execute(sqlalchemy.text("select kind, status, reason, val_bpb, metrics from runs"))
+        rows = session.execute(
+            sqlalchemy.text("select kind, status, layer, code, reason, val_bpb, metrics from runs")
+        )
         return [tuple(row) for row in rows.all()]
 
 
-def test_a_worker_refuses_a_leased_policy_violation_without_starting_the_harness(
-    tmp_path: Path, serve_baseline: Any
+def test_a_worker_refuses_a_leased_policy_violation_without_starting_a_process(
+    tmp_path: Path, serve_baseline: Callable[[str], TestClient]
 ) -> None:
     app_client = serve_baseline(variant("spawn_process"))
-    runner = FakeRunner()
+    runs = RecordingExecutor()
 
-    counters, output = work_one_lease(app_client, tmp_path / "alice", runner)
+    counters, output = work_one_lease(app_client, tmp_path / "alice", runs)
 
-    assert runner.calls == []  # no harness process was started for it
+    [request] = runs.requests  # the lease reached the executor, whose policy gate refused it
+    assert not (request.workdir / "train.py").exists()  # nothing was written for a process to run
+    assert not (request.workdir / "harness.log").exists()
     assert (counters.completed, counters.rejected, counters.delivered) == (1, 1, 1)
-    [(kind, status, reason, val_bpb, _)] = stored_runs(app_client)
-    assert (kind, status, val_bpb) == ("calibrate", "rejected", None)
-    assert reason.startswith(
-        "the static policy refused train.py: line 2: import_not_allowed: `subprocess` is not on the import allowlist"
+    [(kind, status, layer, code, reason, val_bpb, _)] = stored_runs(app_client)
+    assert (kind, status, layer, code, val_bpb) == (
+        "calibrate",
+        "rejected",
+        "policy",
+        "import_not_allowed",
+        None,
     )
-    assert not list((tmp_path / "alice" / "runs").glob("*/harness.log"))
+    assert reason.startswith(
+        POLICY + "line 2: import_not_allowed: `subprocess` is not on the import allowlist"
+    )
     assert "rejected" in output
 
 
-class ProbeRefusingRunner(FakeRunner):
-    """A harness whose causality probe fails; it even leaves a score in its metrics."""
-
-    def __call__(self, **kwargs: Any) -> HarnessResult:
-        super().__call__(**kwargs)
-        metrics = {"val_bpb": 0.1, "val_loss": 0.07, "steps": 10, "tokens": 1280, "train_seconds": 0.1}
-        reason = "probe causality: logits at position 3 changed when tokens 16 to 31 changed"
-        return HarnessResult("rejected", reason, metrics, {"torch": "fake"}, "", 0.2)
-
-
 def test_a_probe_refusal_is_reported_rejected_with_no_score_and_accepted(
-    tmp_path: Path, serve_baseline: Any
+    tmp_path: Path, serve_baseline: Callable[[str], TestClient]
 ) -> None:
     app_client = serve_baseline(variant("uniform"))
 
-    counters, _ = work_one_lease(app_client, tmp_path / "alice", ProbeRefusingRunner())
+    counters, _ = work_one_lease(app_client, tmp_path / "alice", ProbeRefusingExecutor())
 
     assert (counters.rejected, counters.delivered, counters.refused) == (1, 1, 0)
-    [(kind, status, reason, val_bpb, metrics)] = stored_runs(app_client)
-    assert (kind, status, val_bpb) == ("calibrate", "rejected", None)
+    [(kind, status, layer, code, reason, val_bpb, metrics)] = stored_runs(app_client)
+    assert (kind, status, layer, code, val_bpb) == ("calibrate", "rejected", "probe", "causality", None)
     assert reason == "probe causality: logits at position 3 changed when tokens 16 to 31 changed"
     stored = metrics if isinstance(metrics, dict) else json.loads(metrics)
-    assert (stored["val_bpb"], stored["val_loss"], stored["steps"]) == (None, None, 10)
+    assert (stored["val_bpb"], stored["val_loss"], stored["holdout_bpb"], stored["steps"]) == (
+        None,
+        None,
+        None,
+        10,
+    )

@@ -234,3 +234,57 @@ def test_on_retry_hears_each_transient_error_and_its_delay() -> None:
     client.call(client.info)
 
     assert heard == [("GET /v1/info: HTTP 502 internal: bad gateway", 2.0)]
+
+
+def test_a_503_unavailable_is_retried_after_the_servers_retry_after() -> None:
+    script = Script(
+        error(503, "unavailable", "the coordinator cannot reach its database right now; retry shortly",
+              **{"Retry-After": "5"}),
+        httpx.Response(200, json=INFO),
+    )
+    waits = Waits()
+    client = make_client(script, waits)
+
+    client.call(client.info)
+
+    assert waits.seconds == [5.0]
+
+
+def test_a_422_carries_the_fields_that_failed_validation() -> None:
+    detail = [{"loc": ["body", "payload", "metrics", "steps"], "msg": "Input should be less than or equal to 9"}]
+    script = Script(httpx.Response(422, json={"code": "bad_request", "message": "invalid", "detail": detail}))
+    client = make_client(script)
+
+    with pytest.raises(CoordinatorError) as caught:
+        client.call(client.info)
+
+    assert (caught.value.code, caught.value.status, caught.value.detail) == ("bad_request", 422, detail)
+    assert len(script.requests) == 1
+
+
+def test_holdout_windows_returns_the_npy_bytes_of_the_lease() -> None:
+    npy = b"\x93NUMPY fake"
+    script = Script(httpx.Response(200, content=npy, headers={"Content-Type": "application/octet-stream"}))
+    client = make_client(script, token="t0ken")
+
+    assert client.holdout_windows("lease-1") == npy
+    [request] = script.requests
+    assert (request.method, request.url.path) == ("GET", "/v1/leases/lease-1/holdout")
+    assert request.headers["Authorization"] == "Bearer t0ken"
+
+
+def test_holdout_windows_classifies_failures_like_every_call() -> None:
+    refused = make_client(Script(error(409, "no_holdout", "lease lease-1 is an explore lease")))
+    with pytest.raises(CoordinatorError) as caught:
+        refused.call(lambda: refused.holdout_windows("lease-1"))
+    assert (caught.value.code, caught.value.status) == ("no_holdout", 409)
+
+    script = Script(error(503, "unavailable", "later", **{"Retry-After": "5"}),
+                    httpx.Response(200, content=b"npy", headers={"Content-Type": "application/octet-stream"}))
+    retried = make_client(script)
+    assert retried.call(lambda: retried.holdout_windows("lease-1")) == b"npy"
+    assert len(script.requests) == 2
+
+    not_npy = make_client(Script(httpx.Response(200, json={"windows": []})))
+    with pytest.raises(ProtocolError, match="expected application/octet-stream, got application/json"):
+        not_npy.holdout_windows("lease-1")

@@ -1,8 +1,8 @@
 """The daemon loop against the real coordinator app (in-process, on SQLite), with a stand-in for training.
 
-Only the training subprocess is replaced: `FakeRunner` has run_harness's exact keyword signature,
-reports progress, and returns a HarnessResult. Everything else is real: registration, signed
-variants, leases, heartbeats, the outbox and the coordinator's verdicts.
+Only the training processes are replaced: `StandInExecutor` has the Executor's `run(request, *,
+on_progress, should_abort) -> Outcome`, reports progress, and returns an Outcome. Everything else
+is real: registration, signed variants, leases, heartbeats, the outbox and the coordinator's verdicts.
 """
 
 from __future__ import annotations
@@ -30,17 +30,20 @@ from coordinator.services.tracks import TrackParams, create_track
 from shared.hashing import variant_hash
 from shared.protocol import HardwareInfo, VariantRef
 from shared.signing import SigningKey
-from shared.track_spec import TrackAssets, TrackSpec
+from shared.track_spec import TrackAssets
 from worker.agents.base import AgentError, Proposal, ProposalContext
 from worker.agents.offline import OfflineAgent
 from worker.client import CoordinatorClient, RetryPolicy
-from worker.daemon import Counters, Daemon, DaemonOptions, StopSignal, VariantRefused, check_variant
+from worker.daemon import Counters, Daemon, DaemonOptions
 from worker.display import PlainDisplay
+from worker.execution import Outcome, Progress, RunRequest
+from worker.execution.outcome import make_outcome
 from worker.identity import WorkerHome
-from worker.runner import HarnessResult, Progress
+from worker.stop import StopSignal
+from worker.variant_check import VariantRefused, check_variant
 
 TRACK = "daemon-track"
-BASELINE = '''"""A stand-in baseline: the fake runner never executes it."""
+BASELINE = '''"""A stand-in baseline: the stand-in executor never executes it."""
 
 LR = 0.004  # learning rate
 DEPTH = 4  # blocks
@@ -135,31 +138,33 @@ def coordinator(tmp_path: Path) -> Iterator[Coordinator]:
 
 
 @dataclass
-class FakeRunner:
-    """run_harness's signature; `during(should_abort)` runs mid-training; `val_bpb` is what it reports."""
+class StandInExecutor:
+    """The Executor's `run`; `during(should_abort)` runs mid-training; `val_bpb` is what it reports."""
 
     val_bpb: float = 1.5
     during: Callable[[Callable[[], bool]], str | None] | None = None
     calls: list[dict[str, Any]] = field(default_factory=list)
+    crash: tuple[str, str] | None = None  # (reason, public_reason) of a crash to report instead
 
-    def __call__(
+    def run(
         self,
+        request: RunRequest,
         *,
-        train_py: Path,
-        spec: TrackSpec,
-        data_dir: Path,
-        seed: int,
-        workdir: Path,
-        device: str = "auto",
-        threads: int | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         should_abort: Callable[[], bool] | None = None,
-        eval_timeout_s: float | None = None,
-    ) -> HarnessResult:
+    ) -> Outcome:
+        spec = request.spec
         assets = (*spec.assets.train, spec.assets.val, spec.assets.token_bytes)
-        data = {sha: (data_dir / sha).read_bytes() for sha in assets}
+        data = {sha: (request.data_dir / sha).read_bytes() for sha in assets}
         self.calls.append(
-            {"source": train_py.read_text(), "seed": seed, "spec": spec, "data": data, "workdir": workdir}
+            {
+                "source": request.source,
+                "seed": request.seed,
+                "spec": spec,
+                "data": data,
+                "workdir": request.workdir,
+                "holdout": request.holdout,
+            }
         )
         if on_progress is not None:
             on_progress(
@@ -167,7 +172,12 @@ class FakeRunner:
             )
         aborted = self.during(should_abort or (lambda: False)) if self.during else None
         if aborted:
-            return HarnessResult("crashed", aborted, {}, {}, "", 0.2)
+            return make_outcome(status="crashed", code="aborted", reason=aborted, metrics={}, wall_seconds=0.2)
+        if self.crash is not None:
+            reason, public = self.crash
+            return make_outcome(
+                status="crashed", code="variant_crashed", reason=reason, public_reason=public, metrics={}
+            )
         metrics = {
             "val_bpb": self.val_bpb,
             "val_loss": 1.0,
@@ -175,7 +185,14 @@ class FakeRunner:
             "tokens": 1280,
             "train_seconds": 0.1,
         }
-        return HarnessResult("ok", None, metrics, {"torch": "fake", "nan": float("nan")}, "", 0.2)
+        return make_outcome(
+            status="ok",
+            code=None,
+            reason=None,
+            metrics=metrics,
+            env={"torch": "fake", "nan": float("nan")},
+            wall_seconds=0.2,
+        )
 
 
 def wait_until(condition: Callable[[], bool], *, limit_s: float = 20.0) -> bool:
@@ -195,7 +212,7 @@ class Volunteer:
     stop: StopSignal
 
     def daemon(
-        self, *, runner: FakeRunner, agent: Any = None, account: str = "alice", **options: Any
+        self, *, executor: StandInExecutor, agent: Any = None, account: str = "alice", **options: Any
     ) -> Daemon:
         policy = RetryPolicy(max_attempts=2, base_delay_s=0.01)
         client = CoordinatorClient(
@@ -205,7 +222,7 @@ class Volunteer:
             client=client,
             home=self.home,
             agent=agent or OfflineAgent(),
-            run_harness=runner,
+            executor=executor,
             display=PlainDisplay(self.output),
             options=DaemonOptions(
                 coordinator_url=URL,
@@ -231,22 +248,23 @@ def test_a_worker_calibrates_then_explores_and_every_signed_report_is_accepted(
     coordinator: Coordinator, volunteer: Callable[[str], Volunteer]
 ) -> None:
     alice = volunteer("alice")
-    runner = FakeRunner(val_bpb=1.5)
+    executor = StandInExecutor(val_bpb=1.5)
 
-    counters = alice.daemon(runner=runner, max_experiments=2).run()
+    counters = alice.daemon(executor=executor, max_experiments=2).run()
 
     assert counters == Counters(leases=2, completed=2, ok=2, delivered=2)
-    calibrate, explore = runner.calls
+    calibrate, explore = executor.calls
     assert calibrate["source"] == BASELINE
     assert explore["source"] != BASELINE
     assert calibrate["data"] == coordinator.assets  # fetched, checked and named by sha256
     assert calibrate["spec"].time_budget_s == 5.0
+    assert (calibrate["holdout"], explore["holdout"]) == (None, None)  # the track has no held-out pool
     rows = coordinator.query("select kind, seed, state from leases order by created_at")
     assert [(kind, state) for kind, _, state in rows] == [
         ("calibrate", "completed"),
         ("explore", "completed"),
     ]
-    assert [call["seed"] for call in runner.calls] == [seed for _, seed, _ in rows]
+    assert [call["seed"] for call in executor.calls] == [seed for _, seed, _ in rows]
     child = coordinator.get(f"/v1/variants/{variant_hash(explore['source'])}?track_id={TRACK}")
     assert child["source"] == explore["source"]
     assert child["parent_hash"] == variant_hash(BASELINE)
@@ -267,19 +285,33 @@ def test_a_worker_calibrates_then_explores_and_every_signed_report_is_accepted(
     )
 
 
+def test_a_report_carries_the_reason_the_execution_vouches_for_never_the_variants_own_text(
+    coordinator: Coordinator, volunteer: Callable[[str], Volunteer]
+) -> None:
+    alice = volunteer("alice")
+    local = "train() raised ValueError at train.py:3 in train: ssh-ed25519 AAAAC3Nza... alice@laptop"
+    executor = StandInExecutor(crash=(local, "train() raised ValueError at train.py:3"))
+
+    alice.daemon(executor=executor, max_experiments=1).run()
+
+    [(reason, code, layer)] = coordinator.query("select reason, code, layer from runs")
+    assert (reason, code, layer) == ("train() raised ValueError at train.py:3", "variant_crashed", "harness")
+    assert "ssh-ed25519" in alice.output.getvalue()  # the volunteer sees it all, on their own screen
+
+
 def test_a_claimed_improvement_is_verified_by_another_account_on_the_unchanged_source(
     coordinator: Coordinator, volunteer: Callable[[str], Volunteer]
 ) -> None:
-    alice_runner = FakeRunner(val_bpb=1.5)
-    volunteer("alice").daemon(runner=alice_runner, max_experiments=1).run()  # calibration
-    alice_runner.val_bpb = 1.2
-    volunteer("alice").daemon(runner=alice_runner, max_experiments=1).run()  # a claimed improvement
-    claimed = alice_runner.calls[-1]["source"]
+    alice_executor = StandInExecutor(val_bpb=1.5)
+    volunteer("alice").daemon(executor=alice_executor, max_experiments=1).run()  # calibration
+    alice_executor.val_bpb = 1.2
+    volunteer("alice").daemon(executor=alice_executor, max_experiments=1).run()  # a claimed improvement
+    claimed = alice_executor.calls[-1]["source"]
 
-    bob_runner = FakeRunner(val_bpb=1.21)
-    volunteer("bob").daemon(runner=bob_runner, account="bob", max_experiments=1).run()
+    bob_executor = StandInExecutor(val_bpb=1.21)
+    volunteer("bob").daemon(executor=bob_executor, account="bob", max_experiments=1).run()
 
-    [verify] = bob_runner.calls
+    [verify] = bob_executor.calls
     assert verify["source"] == claimed
     [(seed,)] = coordinator.query("select seed from leases where kind = 'verify'")
     assert verify["seed"] == seed
@@ -302,11 +334,11 @@ def test_a_tampered_variant_is_never_run_and_its_lease_is_released(
         return httpx.Response(200, json=body)
 
     alice.transport.tamper = inject_code
-    runner = FakeRunner()
+    executor = StandInExecutor()
 
-    counters = alice.daemon(runner=runner).run()
+    counters = alice.daemon(executor=executor).run()
 
-    assert runner.calls == []
+    assert executor.calls == []
     assert (counters.leases, counters.released, counters.completed) == (1, 1, 0)
     [(state, reason)] = coordinator.query("select state, release_reason from leases")
     assert state == "released"
@@ -338,7 +370,7 @@ def test_a_lease_the_coordinator_takes_back_aborts_the_run_and_reports_nothing(
         alice.stop.request()
         return "aborted" if wait_until(should_abort) else None
 
-    counters = alice.daemon(runner=FakeRunner(during=lease_expires)).run()
+    counters = alice.daemon(executor=StandInExecutor(during=lease_expires)).run()
 
     assert (counters.leases, counters.lost, counters.completed) == (1, 1, 0)
     assert coordinator.query("select count(*) from runs") == [(0,)]
@@ -355,7 +387,7 @@ def test_a_first_stop_request_finishes_and_delivers_the_current_lease(
         alice.stop.request()
         return "aborted" if should_abort() else None
 
-    counters = alice.daemon(runner=FakeRunner(during=interrupt_once)).run()
+    counters = alice.daemon(executor=StandInExecutor(during=interrupt_once)).run()
 
     assert (counters.leases, counters.completed, counters.delivered) == (1, 1, 1)
     assert coordinator.query("select state from leases") == [("completed",)]
@@ -371,7 +403,7 @@ def test_a_second_stop_request_aborts_the_run_and_releases_the_lease(
         alice.stop.request()
         return "aborted" if should_abort() else None
 
-    counters = alice.daemon(runner=FakeRunner(during=interrupt_twice)).run()
+    counters = alice.daemon(executor=StandInExecutor(during=interrupt_twice)).run()
 
     assert (counters.leases, counters.completed, counters.released) == (1, 0, 1)
     assert coordinator.query("select state, release_reason from leases") == [
@@ -391,7 +423,7 @@ def test_an_agent_failure_releases_the_lease_with_the_reason(
     coordinator: Coordinator, volunteer: Callable[[str], Volunteer], error: Exception, reason: str
 ) -> None:
     alice = volunteer("alice")
-    alice.daemon(runner=FakeRunner(), max_experiments=1).run()  # calibration
+    alice.daemon(executor=StandInExecutor(), max_experiments=1).run()  # calibration
 
     class BrokenAgent:
         name = "broken"
@@ -400,10 +432,10 @@ def test_an_agent_failure_releases_the_lease_with_the_reason(
             alice.stop.request()
             raise error
 
-    runner = FakeRunner()
-    counters = alice.daemon(runner=runner, agent=BrokenAgent()).run()
+    executor = StandInExecutor()
+    counters = alice.daemon(executor=executor, agent=BrokenAgent()).run()
 
-    assert runner.calls == []
+    assert executor.calls == []
     assert (counters.leases, counters.released) == (1, 1)
     assert coordinator.query("select kind, state, release_reason from leases where kind = 'explore'") == [
         ("explore", "released", reason)
@@ -423,14 +455,14 @@ def test_a_result_kept_while_the_coordinator_is_down_is_delivered_at_the_next_st
         return False
 
     alice.transport.down = result_posts_fail
-    counters = alice.daemon(runner=FakeRunner(), max_experiments=1).run()
+    counters = alice.daemon(executor=StandInExecutor(), max_experiments=1).run()
 
     assert (counters.completed, counters.delivered) == (1, 0)
     [queued] = alice.home.outbox_dir.glob("*.json")
     assert "1 result(s) wait in" in alice.output.getvalue()
     assert coordinator.query("select count(*) from runs") == [(0,)]
 
-    restarted = volunteer("alice").daemon(runner=FakeRunner(), max_experiments=0).run()
+    restarted = volunteer("alice").daemon(executor=StandInExecutor(), max_experiments=0).run()
 
     assert restarted.delivered == 1
     assert not queued.exists()

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from shared.hashing import variant_hash
 from shared.protocol import LogEntry
 from tests.unit import test_daemon as setup
-from tests.unit.test_daemon import BASELINE, TRACK, URL, Coordinator, FakeRunner, Volunteer
+from tests.unit.test_daemon import BASELINE, TRACK, URL, Coordinator, StandInExecutor, Volunteer
 from worker.agents.base import Proposal, ProposalContext
 from worker.agents.offline import OfflineAgent
 from worker.client import CoordinatorClient
@@ -43,10 +43,10 @@ def test_the_agent_sees_the_track_hardware_and_every_experiment_once_newest_firs
     coordinator: Coordinator, volunteer: Callable[[str], Volunteer]
 ) -> None:
     alice = volunteer("alice")
-    alice.daemon(runner=FakeRunner(val_bpb=1.5), max_experiments=4).run()  # calibrate, then 3 explores
+    alice.daemon(executor=StandInExecutor(val_bpb=1.5), max_experiments=4).run()  # calibrate, then 3 explores
     agent = RecordingAgent()
 
-    alice.daemon(runner=FakeRunner(val_bpb=1.5), agent=agent, max_experiments=1).run()
+    alice.daemon(executor=StandInExecutor(val_bpb=1.5), agent=agent, max_experiments=1).run()
 
     [context] = agent.contexts
     earlier = hypotheses_newest_first(coordinator)[1:]
@@ -59,17 +59,17 @@ def test_the_agent_sees_the_track_hardware_and_every_experiment_once_newest_firs
 def test_experiments_on_the_parents_ancestors_reach_the_agent_and_the_lineage_filter_keeps_only_them(
     coordinator: Coordinator, volunteer: Callable[[str], Volunteer]
 ) -> None:
-    alice_runner = FakeRunner(val_bpb=1.5)
-    volunteer("alice").daemon(runner=alice_runner, max_experiments=2).run()  # calibrate; one discarded
-    alice_runner.val_bpb = 1.2
-    volunteer("alice").daemon(runner=alice_runner, max_experiments=1).run()  # a candidate
-    volunteer("bob").daemon(runner=FakeRunner(val_bpb=1.21), account="bob", max_experiments=1).run()
+    alice_executor = StandInExecutor(val_bpb=1.5)
+    volunteer("alice").daemon(executor=alice_executor, max_experiments=2).run()  # calibrate; one discarded
+    alice_executor.val_bpb = 1.2
+    volunteer("alice").daemon(executor=alice_executor, max_experiments=1).run()  # a candidate
+    volunteer("bob").daemon(executor=StandInExecutor(val_bpb=1.21), account="bob", max_experiments=1).run()
     [(child_hash,)] = coordinator.query(
         "select hash from variants where status = 'verified' and parent_id is not null"
     )
     agent = RecordingAgent()
 
-    volunteer("alice").daemon(runner=FakeRunner(val_bpb=1.5), agent=agent, max_experiments=1).run()
+    volunteer("alice").daemon(executor=StandInExecutor(val_bpb=1.5), agent=agent, max_experiments=1).run()
 
     [context] = agent.contexts
     assert context.parent_hash == child_hash

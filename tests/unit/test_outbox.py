@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.protocol import LeaseKind, ResultRequest, RunMetrics, RunPayload, RunStatus
+from shared.protocol import LeaseKind, ResultRequest, RunMetrics, RunPayload, RunStatus, signed_fields
 from shared.signing import SigningKey, verify_signature
 from worker.client import CoordinatorClient, RetryPolicy
 from worker.outbox import Outbox, OutboxError
@@ -32,7 +32,7 @@ def signed_result(lease_id: str, *, worker_id: str = "worker-1", val_bpb: float 
         metrics=RunMetrics(val_bpb=val_bpb, steps=10),
         finished_at=datetime(2026, 1, 1, 12, 0, tzinfo=UTC),
     )
-    return ResultRequest(payload=payload, signature=KEY.sign(payload.model_dump(mode="json")))
+    return ResultRequest(payload=payload, signature=KEY.sign(signed_fields(payload)))
 
 
 def accepted(*, duplicate: bool = False) -> httpx.Response:
@@ -78,7 +78,7 @@ def test_put_writes_the_exact_signed_report_and_nothing_else(tmp_path: Path) -> 
     [pending] = outbox.pending()
     assert pending.lease_id == "lease-1" and pending.request == request
     verify_signature(
-        KEY.public_key, pending.request.payload.model_dump(mode="json"), pending.request.signature
+        KEY.public_key, signed_fields(pending.request.payload), pending.request.signature
     )
 
 
@@ -91,7 +91,7 @@ def test_an_accepted_report_is_deleted(tmp_path: Path) -> None:
 
     assert [lease for lease, _ in report.delivered] == ["lease-1"]
     assert outbox.pending() == []
-    assert coordinator.bodies == [signed_result("lease-1").model_dump(mode="json")]
+    assert coordinator.bodies == [signed_result("lease-1").model_dump(mode="json", exclude_unset=True)]
 
 
 def test_a_duplicate_answer_counts_as_accepted(tmp_path: Path) -> None:
@@ -160,7 +160,7 @@ def test_a_report_survives_a_crash_between_put_and_send(tmp_path: Path) -> None:
     report = restarted.deliver_all(client_for(coordinator))
 
     assert [lease for lease, _ in report.delivered] == ["lease-9"]
-    assert coordinator.bodies == [signed_result("lease-9").model_dump(mode="json")]
+    assert coordinator.bodies == [signed_result("lease-9").model_dump(mode="json", exclude_unset=True)]
     assert restarted.pending() == []
 
 
@@ -192,3 +192,34 @@ def test_a_damaged_file_is_set_aside_not_sent(tmp_path: Path) -> None:
 def test_a_lease_id_that_could_leave_the_folder_is_refused(tmp_path: Path, lease_id: str) -> None:
     with pytest.raises(OutboxError, match="unsafe lease id"):
         Outbox(tmp_path / "outbox").put(lease_id, signed_result("lease-1"))
+
+
+def test_a_422_for_a_report_out_of_bounds_is_set_aside_at_once_never_retried(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox")
+    outbox.put("lease-1", signed_result("lease-1"))
+    detail = [{"loc": ["body", "payload", "metrics", "steps"], "msg": "Input should be less than or equal to 9"}]
+    message = "the request body or parameters are invalid: payload.metrics.steps: Input should be less than or equal to 9"
+    coordinator = Coordinator(httpx.Response(422, json={"code": "bad_request", "message": message, "detail": detail}))
+
+    report = outbox.deliver_all(client_for(coordinator), forever=True)
+
+    assert len(coordinator.bodies) == 1
+    assert [(lease, str(error)) for lease, error in report.refused] == [("lease-1", f"bad_request: {message}")]
+    assert outbox.pending() == []
+    error = json.loads((tmp_path / "outbox" / "refused" / "lease-1.error.json").read_text())
+    assert (error["status"], error["code"], error["message"], error["detail"]) == (422, "bad_request", message, detail)
+
+
+def test_a_503_unavailable_keeps_the_report_for_the_next_pass(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox")
+    outbox.put("lease-1", signed_result("lease-1"))
+    unavailable = httpx.Response(
+        503, json={"code": "unavailable", "message": "retry shortly"}, headers={"Retry-After": "5"}
+    )
+
+    report = outbox.deliver_all(client_for(Coordinator(unavailable)))
+
+    assert [(lease, getattr(error, "retry_after_s", None)) for lease, error in report.failed] == [("lease-1", 5.0)]
+    assert [p.lease_id for p in outbox.pending()] == ["lease-1"]
+    report = outbox.deliver_all(client_for(Coordinator(accepted())))
+    assert [lease for lease, _ in report.delivered] == ["lease-1"]

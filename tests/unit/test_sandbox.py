@@ -1,5 +1,6 @@
-"""The sandbox for real: variants that skip the static policy (run through run_harness directly)
-try the network, the val shard, files outside scratch, and the machine's limits.
+"""The sandbox for real: variants that skip the static policy, and run without the run-time guard
+(which would refuse them first), try the network, the val shard, files outside scratch, and the
+machine's limits. What each test shows is what the sandbox alone holds.
 
 Tests that need a layer this machine lacks (bubblewrap for the filesystem) skip with the reason,
 unless ARN_REQUIRE_SERVICES=1 (CI), which makes them fail instead.
@@ -7,6 +8,7 @@ unless ARN_REQUIRE_SERVICES=1 (CI), which makes them fail instead.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -18,15 +20,16 @@ import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-import worker.sandbox as sandbox_module
+import worker.execution.sandbox as sandbox_module
 from shared.track_spec import TrackSpec
 from tests.services import REQUIRED
 from tests.trackfactory import UNIFORM_MODEL, build_track
-from worker.runner import HarnessResult, run_harness
-from worker.sandbox import (
+from worker.execution import Executor, Outcome, RunRequest
+from worker.execution.sandbox import (
     GIB,
     LAUNCHER,
     NOBODY,
@@ -45,41 +48,52 @@ def track(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrackSpec, Path]:
     return build_track(tmp_path_factory.mktemp("track"), time_budget_s=1.0, grace_s=1.0)
 
 
+def require_active(sandbox: Sandbox, name: str) -> None:
+    """Skip (fail under ARN_REQUIRE_SERVICES=1) when the layer `name` is not active on this machine."""
+    layer = sandbox.report.layer(name)
+    if not layer.active:
+        message = f"the sandbox's {name} layer is {layer.state} on this machine ({layer.detail})"
+        if REQUIRED:
+            pytest.fail(f"{message}; ARN_REQUIRE_SERVICES=1 makes it mandatory", pytrace=False)
+        pytest.skip(f"{message}; install bubblewrap (bwrap) to run this test")
+
+
 def sandbox_with(config: SandboxConfig, *layers: str) -> Sandbox:
-    """The sandbox for `config` on this machine, after checking that `layers` are active here."""
-    sandbox = Sandbox.detect(config, device="cpu")
+    """The sandbox for `config`, without the guard, after checking that `layers` are active here."""
+    sandbox = Sandbox.detect(dataclasses.replace(config, guard=False), device="cpu")
     for name in layers:
-        layer = sandbox.report.layer(name)
-        if not layer.active:
-            message = f"the sandbox's {name} layer is {layer.state} on this machine ({layer.detail})"
-            if REQUIRED:
-                pytest.fail(f"{message}; ARN_REQUIRE_SERVICES=1 makes it mandatory", pytrace=False)
-            pytest.skip(f"{message}; install bubblewrap (bwrap) to run this test")
+        require_active(sandbox, name)
     return sandbox
 
 
-def run(tmp_path: Path, track: tuple[TrackSpec, Path], source: str, *, sandbox: Sandbox) -> HarnessResult:
-    spec, data_dir = track
-    train_py = tmp_path / "train.py"
-    train_py.write_text(textwrap.dedent(source))
-    return run_harness(
-        train_py=train_py,
-        spec=spec,
-        data_dir=data_dir,
-        seed=1,
-        workdir=tmp_path / "work",
-        device="cpu",
-        threads=1,
-        sandbox=sandbox,
+def run(
+    tmp_path: Path,
+    track: tuple[TrackSpec, Path],
+    source: str,
+    *,
+    sandbox: Sandbox,
+    data_dir: Path | None = None,
+    enforce_policy: bool = False,
+) -> Outcome:
+    spec, track_data = track
+    request = RunRequest(
+        source=textwrap.dedent(source), spec=spec, data_dir=data_dir or track_data, seed=1, workdir=tmp_path / "work"
     )
+    executor = Executor(sandbox=sandbox, device="cpu", threads=1)
+    return executor.run(request, enforce_policy=enforce_policy)
 
 
-def raised(result: HarnessResult, kind: str = "RuntimeError") -> str:
-    """What the variant put in the exception it raised from train()."""
-    prefix = f"train() raised {kind}: "
-    assert result.status == "crashed" and result.reason is not None, result
-    assert result.reason.startswith(prefix), (result.reason, result.log_tail)
-    return result.reason[len(prefix) :]
+def observed(tmp_path: Path) -> Any:
+    """What the variant wrote to observed.json in its scratch folder (a crash reason is scrubbed)."""
+    return json.loads((tmp_path / "work" / "observed.json").read_text())
+
+
+def raised(outcome: Outcome, kind: str = "RuntimeError") -> str:
+    """The scrubbed message of the exception the variant raised from train()."""
+    prefix = f"train() raised {kind} at train.py:"
+    assert outcome.status == "crashed" and outcome.reason is not None, outcome
+    assert outcome.reason.startswith(prefix), (outcome.reason, outcome.log_tail)
+    return outcome.reason.split(": ", 1)[1]
 
 
 # --- network ------------------------------------------------------------------------------------
@@ -164,6 +178,7 @@ def test_val_shard_is_absent_and_only_the_train_data_is_mounted(
     spec, data_dir = track
     sandbox = sandbox_with(SandboxConfig(), "filesystem")
     source = f"""
+    import json
     import os
 
     VAL = {str(data_dir / spec.assets.val)!r}
@@ -175,47 +190,73 @@ def test_val_shard_is_absent_and_only_the_train_data_is_mounted(
             seen = "readable"
         except OSError as exc:
             seen = exc.strerror
-        raise RuntimeError(f"{{seen}} | {{sorted(os.listdir({str(data_dir)!r}))}}")
+        with open("observed.json", "w") as handle:
+            json.dump({{"val": seen, "data": sorted(os.listdir({str(data_dir)!r}))}}, handle)
+        raise RuntimeError("observed")
     """
     result = run(tmp_path, track, source, sandbox=sandbox)
 
+    assert raised(result) == "observed"
     mounted = sorted([*spec.assets.train, spec.assets.token_bytes])
-    assert raised(result) == f"No such file or directory | {mounted}"
+    assert observed(tmp_path) == {"val": "No such file or directory", "data": mounted}
     assert (data_dir / spec.assets.val).exists()  # still there for the worker
 
 
-def test_val_pipe_holds_nothing_while_the_variant_trains(
+def test_no_descriptor_of_the_variants_process_yields_val_bytes_while_it_trains(
     tmp_path: Path, track: tuple[TrackSpec, Path]
 ) -> None:
+    spec, _ = track
     source = """
+    import json
     import os
-    import sys
 
 
     def train(ctx):
-        fd = int(sys.argv[sys.argv.index("--val-fd") + 1])
-        os.set_blocking(fd, False)
-        try:
-            data = os.read(fd, 1 << 20)
-        except BlockingIOError:
-            raise RuntimeError("the val pipe is empty") from None
-        raise RuntimeError(f"read {len(data)} bytes of val data")
+        found = {}
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue  # the fd listdir itself used, closed by now
+            if not target.startswith("pipe:"):
+                found[name] = [target, None]
+                continue
+            os.set_blocking(fd, False)
+            try:
+                found[name] = [target, len(os.read(fd, 1 << 20))]
+            except BlockingIOError:
+                found[name] = [target, "empty"]
+            except OSError as exc:
+                found[name] = [target, exc.strerror]  # a write end
+        with open("observed.json", "w") as handle:
+            json.dump(found, handle)
+        raise RuntimeError("observed")
     """
-    result = run(tmp_path, track, source, sandbox=Sandbox.detect(SandboxConfig(), device="cpu"))
+    result = run(tmp_path, track, source, sandbox=sandbox_with(SandboxConfig()))
 
-    assert raised(result) == "the val pipe is empty"
+    assert raised(result) == "observed"
+    descriptors = observed(tmp_path)
+    pipes = [answer for target, answer in descriptors.values() if target.startswith("pipe:")]
+    # Events (to the supervisor), requests and answers (with the scorer), and the model's copy on
+    # its way to the scorer when train() returns.
+    assert len(pipes) == 4
+    assert sorted(map(str, pipes)) == ["Bad file descriptor", "Bad file descriptor", "Bad file descriptor", "empty"]
+    assert not any(spec.assets.val in target for target, _ in descriptors.values())
 
 
-def test_an_honest_variant_is_scored_on_the_piped_val_shard_inside_the_sandbox(
+def test_an_honest_variant_is_scored_on_the_piped_val_shard_inside_the_sandbox_and_guard(
     tmp_path: Path, track: tuple[TrackSpec, Path]
 ) -> None:
-    sandbox = sandbox_with(SandboxConfig(), "network", "filesystem")
+    sandbox = Sandbox.detect(SandboxConfig(), device="cpu")
+    for name in ("network", "filesystem", "audit hook", "seccomp"):
+        require_active(sandbox, name)
 
-    result = run(tmp_path, track, UNIFORM_MODEL, sandbox=sandbox)
+    result = run(tmp_path, track, UNIFORM_MODEL, sandbox=sandbox, enforce_policy=True)
 
     assert (result.status, result.reason, result.code) == ("ok", None, None), result.log_tail
     # Uniform logits over 256 one-byte tokens: exactly 8 bits per byte.
-    assert result.metrics["val_bpb"] == pytest.approx(8.0, abs=1e-5)
+    assert result.metrics["val_bpb"] == pytest.approx(8.0, abs=1e-6)
 
 
 # --- files --------------------------------------------------------------------------------------
@@ -249,11 +290,14 @@ def test_writing_outside_the_scratch_folder_fails_under_bubblewrap(
                 outcome[name] = "written"
             except OSError as exc:
                 outcome[name] = exc.strerror
-        raise RuntimeError(json.dumps(outcome, sort_keys=True))
+        with open("observed.json", "w") as handle:
+            json.dump(outcome, handle)
+        raise RuntimeError("observed")
     """
     result = run(tmp_path, track, source, sandbox=sandbox)
 
-    outcome = json.loads(raised(result))
+    assert raised(result) == "observed"
+    outcome = observed(tmp_path)
     # An existing file is refused by its permissions first when the variant's uid does not own it.
     assert outcome.pop("train shard") in ("Read-only file system", "Permission denied")
     assert outcome == {
@@ -280,10 +324,10 @@ def test_a_file_over_the_size_limit_fails_with_a_clear_reason(
     """
     result = run(tmp_path, track, source, sandbox=sandbox)
 
-    assert result.code == "file_too_large"
+    assert (result.layer, result.code) == ("sandbox", "file_too_large")
     assert result.reason == (
         "a file grew too large (the sandbox caps files at 1 MiB):"
-        " train() raised OSError: [Errno 27] File too large"
+        " train() raised OSError at train.py:5 in train: [Errno 27] File too large"
     )
     assert (tmp_path / "work" / "big.bin").stat().st_size == 1 << 20
 
@@ -301,17 +345,19 @@ def test_a_memory_bomb_stops_at_the_address_space_limit_with_out_of_memory(
 
 
     def train(ctx):
-        hoard = [torch.empty(1 << 30, dtype=torch.uint8) for _ in range(64)]
+        hoard = []
+        for _ in range(64):
+            hoard.append(torch.empty(1 << 30, dtype=torch.uint8))
         raise RuntimeError(f"allocated {len(hoard)} GiB")
     """
     result = run(tmp_path, track, source, sandbox=sandbox)
 
-    assert (result.status, result.code) == ("crashed", "out_of_memory")
+    assert (result.status, result.layer, result.code) == ("crashed", "sandbox", "out_of_memory")
     assert result.reason is not None
     assert result.reason.startswith(
-        "out of memory (the sandbox caps memory at 4 GiB): train() raised RuntimeError: "
+        "out of memory (the sandbox caps memory at 4 GiB): train() raised RuntimeError at train.py:8 in train: "
     )
-    assert "allocate 1073741824 bytes" in result.reason
+    assert "allocate 1073741824 bytes" in result.log_tail
 
 
 def test_a_fork_bomb_stops_at_the_process_limit(tmp_path: Path, track: tuple[TrackSpec, Path]) -> None:
@@ -326,35 +372,43 @@ def test_a_fork_bomb_stops_at_the_process_limit(tmp_path: Path, track: tuple[Tra
     """
     result = run(tmp_path, track, source, sandbox=sandbox)
 
-    assert (result.status, result.code) == ("crashed", "process_limit")
-    assert result.reason == (
+    assert (result.status, result.layer, result.code) == ("crashed", "sandbox", "process_limit")
+    assert result.reason is not None
+    assert result.reason.startswith(
         "the sandbox's process limit was reached (at most 48 more processes and threads for its uid"
-        " (RLIMIT_NPROC)): train() raised BlockingIOError: [Errno 11] Resource temporarily unavailable"
+        " (RLIMIT_NPROC)): train() raised BlockingIOError at train.py:"
     )
+    assert result.reason.endswith(": [Errno 11] Resource temporarily unavailable")
 
 
-def test_the_variant_runs_unprivileged_and_sees_only_its_own_processes(
+def test_the_variant_runs_unprivileged_and_sees_only_the_runs_own_processes(
     tmp_path: Path, track: tuple[TrackSpec, Path]
 ) -> None:
     sandbox = sandbox_with(SandboxConfig(), "filesystem")
     source = """
+    import json
     import os
 
 
     def train(ctx):
         status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
         pids = sorted(int(name) for name in os.listdir("/proc") if name.isdigit())
-        raise RuntimeError(f"uid={os.getuid()} caps={status['CapEff'].strip()} pids={pids}")
+        seen = {"uid": os.getuid(), "caps": status["CapEff"].strip(), "pids": pids, "me": os.getpid()}
+        with open("observed.json", "w") as handle:
+            json.dump(seen, handle)
+        raise RuntimeError("observed")
     """
     result = run(tmp_path, track, source, sandbox=sandbox)
 
+    assert raised(result) == "observed"
     uid = NOBODY if os.geteuid() == 0 else os.getuid()
-    # pid 1 is bubblewrap's reaper, pid 2 the harness: no process of the host is visible.
-    assert raised(result) == f"uid={uid} caps=0000000000000000 pids=[1, 2]"
+    # pid 1 is bubblewrap's reaper, pid 2 the scorer, pid 3 the variant's host and pid 4 its
+    # replica: nothing of the machine.
+    assert observed(tmp_path) == {"uid": uid, "caps": "0000000000000000", "pids": [1, 2, 3, 4], "me": 3}
 
 
 LEAVE_THE_SESSION = 'subprocess.Popen(["sleep", "{marker}"], start_new_session=True)'
-# The shell exits at once, so the sleeper is re-parented away from the harness before the kill.
+# The shell exits at once, so the sleeper is re-parented away from the run before the kill.
 DAEMONIZE = 'subprocess.Popen(["sh", "-c", "sleep {marker} &"]).wait()'
 
 
@@ -365,7 +419,7 @@ DAEMONIZE = 'subprocess.Popen(["sh", "-c", "sleep {marker} &"]).wait()'
         (SandboxConfig(), "filesystem", DAEMONIZE),
         (SandboxConfig(filesystem=False), "network", LEAVE_THE_SESSION),
         (SandboxConfig(filesystem=False), "network", DAEMONIZE),
-        # No namespace at all: the runner still finds the process among the harness's descendants.
+        # No namespace at all: the supervisor still finds the process among the run's descendants.
         (SandboxConfig.off(), "environment", LEAVE_THE_SESSION),
     ],
     ids=["bubblewrap-setsid", "bubblewrap-daemon", "unshare-setsid", "unshare-daemon", "off-setsid"],
@@ -412,8 +466,32 @@ def test_the_report_names_every_layer_once() -> None:
 
     assert [layer.name for layer in report.layers] == [
         "network", "filesystem", "environment", "process group", "privileges", "memory", "processes", "files",
+        "audit hook", "seccomp",
     ]  # fmt: skip
     assert {layer.state for layer in report.layers} <= {"active", "unavailable", "skipped", "off"}
+
+
+def test_both_guard_layers_are_active_here_and_the_run_is_told_to_install_them(tmp_path: Path) -> None:
+    sandbox = Sandbox.detect(SandboxConfig(), device="cpu")
+    for name in ("audit hook", "seccomp"):
+        require_active(sandbox, name)
+
+    assert sandbox.seccomp_active
+    assert sandbox.report.layer("seccomp").detail == (
+        "in the variant's process: no new processes or execve, no sockets, no ptrace or process_vm_*"
+    )
+
+
+@pytest.mark.parametrize(
+    "config", [SandboxConfig(guard=False), SandboxConfig.off()], ids=["guard-false", "all-off"]
+)
+def test_the_guard_layers_are_off_when_the_guard_is_turned_off(config: SandboxConfig) -> None:
+    report = Sandbox.detect(config, device="cpu").report
+
+    assert [(report.layer(name).state, report.layer(name).detail) for name in ("audit hook", "seccomp")] == [
+        ("off", "turned off"),
+        ("off", "turned off"),
+    ]
 
 
 def test_memory_is_not_capped_for_cuda_runs() -> None:
@@ -431,7 +509,7 @@ def test_a_sandbox_turned_off_leaves_the_command_as_it_is(tmp_path: Path) -> Non
 
     assert command == ["python", "-c", "pass"]
     assert {layer.name: layer.state for layer in sandbox.report.layers if layer.state == "off"}.keys() >= {
-        "network", "filesystem", "memory", "processes", "files",
+        "network", "filesystem", "memory", "processes", "files", "audit hook", "seccomp",
     }  # fmt: skip
 
 
@@ -518,39 +596,39 @@ def test_the_default_memory_cap_is_a_fraction_of_ram() -> None:
     assert sandbox.memory_limit_bytes == math.floor(ram * 0.5)
 
 
-def test_a_harness_killed_inside_bubblewrap_is_named_by_its_signal(
-    tmp_path: Path, track: tuple[TrackSpec, Path]
-) -> None:
+def test_a_run_killed_inside_bubblewrap_is_named_by_its_signal(tmp_path: Path, track: tuple[TrackSpec, Path]) -> None:
     sandbox = sandbox_with(SandboxConfig(), "filesystem")
+    # The variant's parent is the scorer, the process bubblewrap runs and relays the status of.
     source = """
     import os
     import signal
+    import time
 
 
     def train(ctx):
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getppid(), signal.SIGKILL)
+        time.sleep(600)
     """
     result = run(tmp_path, track, source, sandbox=sandbox)
 
-    assert (result.code, result.reason) == ("killed_by_signal", "harness was killed by signal SIGKILL")
+    assert (result.layer, result.code, result.reason) == (
+        "harness",
+        "killed_by_signal",
+        "the run was killed by signal SIGKILL",
+    )
 
 
-def test_missing_train_data_is_the_harness_setup_error_not_a_sandbox_failure(
+def test_missing_train_data_is_a_setup_failure_not_a_sandbox_failure(
     tmp_path: Path, track: tuple[TrackSpec, Path]
 ) -> None:
-    spec, _ = track
+    spec, data_dir = track
     sandbox = sandbox_with(SandboxConfig(), "filesystem")
-    (tmp_path / "empty").mkdir()
-    train_py = tmp_path / "train.py"
-    train_py.write_text(UNIFORM_MODEL)
+    partial = tmp_path / "partial"  # the byte table, no train shards
+    partial.mkdir()
+    (partial / spec.assets.token_bytes).write_bytes((data_dir / spec.assets.token_bytes).read_bytes())
 
-    result = run_harness(
-        train_py=train_py, spec=spec, data_dir=tmp_path / "empty", seed=1, workdir=tmp_path / "work",
-        device="cpu", sandbox=sandbox,
-    )  # fmt: skip
+    result = run(tmp_path, track, UNIFORM_MODEL, sandbox=sandbox, data_dir=partial)
 
-    assert result.code == "harness_setup_failed"
+    assert (result.layer, result.code) == ("harness", "harness_setup_failed")
     assert result.reason is not None
-    assert result.reason.startswith(
-        "harness exited with code 2 and wrote no result: harness: error: cannot read"
-    )
+    assert result.reason.startswith("the run could not start: cannot read the track's train shards: ")

@@ -16,16 +16,21 @@ import pytest
 from coordinator.trackdata import (
     EOT,
     EOT_ID,
+    BuiltAssets,
     TrackDataError,
     asset_path,
     build_track_assets,
     is_val_document,
     load_tokenizer,
+    split_thresholds,
     val_threshold,
 )
+from coordinator.trackdata.split import Side
 from coordinator.trackdata.store import AssetStore
+from coordinator.trackdata.tokenizer import tokenizer_json, train_tokenizer
 from shared.data_format import read_tokens
 from shared.hashing import sha256_file
+from shared.track_spec import TrackAssets
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VOCAB = 300
@@ -190,3 +195,102 @@ def test_a_damaged_file_under_its_hash_is_replaced_by_a_rebuild(tmp_path: Path) 
     assert build() == hashes
     assert sha256_file(damaged) == hashes[0]
     assert hash_named(tmp_path) == sorted(set(hashes))
+
+
+# --- the held-out pool ------------------------------------------------------------------------
+
+
+def test_a_build_without_holdout_fraction_writes_no_pool(tmp_path: Path) -> None:
+    built = build_track_assets(
+        documents=TOPICS[:40], out_dir=tmp_path, vocab_size=VOCAB, val_fraction=0.1, shard_tokens=1 << 20
+    )
+    assert (built.holdout, built.holdout_tokens, built.holdout_documents) == (None, 0, 0)
+    assert hash_named(tmp_path) == sorted(set(built.hashes()))
+
+
+def test_the_pool_takes_its_share_of_bytes_and_leaves_val_as_it_was(tmp_path: Path) -> None:
+    without = split_thresholds(TOPICS, val_fraction=0.1)
+    with_pool = split_thresholds(TOPICS, val_fraction=0.1, holdout_fraction=0.3)
+    assert with_pool.val == without.val
+    sizes = {side: [len(t.encode()) for t in TOPICS if with_pool.side(t) is side] for side in Side}
+    total = sum(len(t.encode()) for t in TOPICS)
+    assert sum(sizes[Side.val]) + sum(sizes[Side.holdout]) >= 0.4 * total
+    assert sum(sizes[Side.val]) + sum(sizes[Side.holdout]) - max(sizes[Side.holdout]) < 0.4 * total
+
+    plain = build_track_assets(
+        documents=TOPICS, out_dir=tmp_path / "plain", vocab_size=VOCAB, val_fraction=0.1, shard_tokens=1 << 20
+    )
+    pooled = build_track_assets(
+        documents=TOPICS, out_dir=tmp_path / "pooled", vocab_size=VOCAB, val_fraction=0.1, holdout_fraction=0.3,
+        shard_tokens=1 << 20,
+    )
+    assert pooled.val_documents == plain.val_documents == len(sizes[Side.val])
+    assert pooled.holdout_documents == len(sizes[Side.holdout])
+    assert pooled.train_documents == len(sizes[Side.train])
+    assert pooled.holdout is not None
+    assert read_tokens(asset_path(tmp_path / "pooled", pooled.holdout)).size == pooled.holdout_tokens
+    assert pooled.holdout in pooled.hashes()
+    assert pooled.holdout not in {*pooled.train, pooled.val, pooled.token_bytes, pooled.tokenizer}
+    assert pooled.to_track_assets() == TrackAssets(
+        train=tuple(pooled.train), val=pooled.val, token_bytes=pooled.token_bytes, tokenizer=pooled.tokenizer
+    )
+
+
+def test_the_tokenizer_learns_from_the_train_side_only(tmp_path: Path) -> None:
+    built = build_track_assets(
+        documents=TOPICS, out_dir=tmp_path, vocab_size=VOCAB, val_fraction=0.1, holdout_fraction=0.3,
+        shard_tokens=1 << 20,
+    )
+    thresholds = split_thresholds(TOPICS, val_fraction=0.1, holdout_fraction=0.3)
+    train_only = train_tokenizer([t for t in TOPICS if thresholds.side(t) is Side.train], vocab_size=VOCAB)
+    assert asset_path(tmp_path, built.tokenizer).read_bytes() == tokenizer_json(train_only)
+
+
+def test_exact_duplicates_land_on_one_side_of_the_three_way_split(tmp_path: Path) -> None:
+    documents = TOPICS[:30] * 3
+    built = build_track_assets(
+        documents=documents, out_dir=tmp_path, vocab_size=VOCAB, val_fraction=0.2, holdout_fraction=0.3,
+        shard_tokens=1 << 20,
+    )
+    assert built.train_documents + built.val_documents + built.holdout_documents == len(documents)
+    assert built.holdout_documents % 3 == 0 and built.holdout_documents > 0
+    thresholds = split_thresholds(documents, val_fraction=0.2, holdout_fraction=0.3)
+    sides = {text: {thresholds.side(t) for t in documents if t == text} for text in set(documents)}
+    assert all(len(found) == 1 for found in sides.values())
+
+
+def test_a_build_with_a_pool_is_deterministic(tmp_path: Path) -> None:
+    def build(folder: str) -> BuiltAssets:
+        return build_track_assets(
+            documents=TOPICS, out_dir=tmp_path / folder, vocab_size=VOCAB, val_fraction=0.05,
+            holdout_fraction=0.35, shard_tokens=50_000,
+        )
+
+    first, second = build("a"), build("b")
+    assert second.hashes() == first.hashes() and second.holdout == first.holdout
+    assert hash_named(tmp_path / "a") == hash_named(tmp_path / "b")
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 0.9])
+def test_a_holdout_fraction_that_leaves_no_train_text_is_refused(tmp_path: Path, fraction: float) -> None:
+    with pytest.raises(TrackDataError) as refused:
+        build_track_assets(
+            documents=TOPICS, out_dir=tmp_path, vocab_size=VOCAB, val_fraction=0.1, holdout_fraction=fraction,
+            shard_tokens=1000,
+        )
+    assert str(refused.value) == (
+        "holdout_fraction must be at least 0 and leave text for train beside val_fraction 0.1, got " + str(fraction)
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_pool_smaller_than_min_holdout_tokens_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(TrackDataError) as refused:
+        build_track_assets(
+            documents=TOPICS[:40], out_dir=tmp_path, vocab_size=VOCAB, val_fraction=0.05, holdout_fraction=0.05,
+            min_holdout_tokens=10_000_000, shard_tokens=1 << 20,
+        )
+    assert re.fullmatch(
+        r"the held-out pool holds \d+ tokens, fewer than the 10000000 needed: raise holdout_fraction or add documents",
+        str(refused.value),
+    )

@@ -33,10 +33,12 @@ def documents_of(shards: list[np.ndarray]) -> list[np.ndarray]:
     return [stream[start + 1 : end] for start, end in zip(starts, ends, strict=True)]
 
 
-def read_split(out_dir: Path, built: BuiltAssets) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def read_split(out_dir: Path, built: BuiltAssets) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    assert built.holdout is not None
     train = documents_of([read_tokens(asset_path(out_dir, sha)) for sha in built.train])
     val = documents_of([read_tokens(asset_path(out_dir, built.val))])
-    return train, val
+    holdout = documents_of([read_tokens(asset_path(out_dir, built.holdout))])
+    return train, val, holdout
 
 
 def test_cpu_tiny_build_gives_identical_files_in_a_fresh_folder(
@@ -61,32 +63,52 @@ def test_every_cpu_tiny_file_is_named_by_the_sha256_of_its_bytes(built: tuple[Pa
 def test_cpu_tiny_round_trips_every_corpus_document_exactly_once(built: tuple[Path, BuiltAssets]) -> None:
     out_dir, assets = built
     tokenizer = load_tokenizer(asset_path(out_dir, assets.tokenizer).read_text(encoding="utf-8"))
-    train, val = read_split(out_dir, assets)
-    assert (len(train), len(val)) == (assets.train_documents, assets.val_documents)
-    decoded = [tokenizer.decode(ids.tolist()) for ids in [*train, *val]]
+    train, val, holdout = read_split(out_dir, assets)
+    assert (len(train), len(val), len(holdout)) == (
+        assets.train_documents, assets.val_documents, assets.holdout_documents
+    )
+    decoded = [tokenizer.decode(ids.tolist()) for ids in [*train, *val, *holdout]]
     assert Counter(decoded) == Counter(python_docs_corpus())
 
 
-def test_cpu_tiny_val_documents_never_appear_in_train(built: tuple[Path, BuiltAssets]) -> None:
+def test_cpu_tiny_val_and_held_out_documents_never_appear_in_train_or_each_other(
+    built: tuple[Path, BuiltAssets],
+) -> None:
     out_dir, assets = built
-    train, val = read_split(out_dir, assets)
+    train, val, holdout = read_split(out_dir, assets)
     train_texts = {ids.tobytes() for ids in train}
-    assert assets.val_documents > 0
+    assert assets.val_documents > 0 and assets.holdout_documents > 0
     assert not [ids for ids in val if ids.tobytes() in train_texts]
+    assert not [ids for ids in holdout if ids.tobytes() in train_texts]
+    assert {ids.tobytes() for ids in val}.isdisjoint(ids.tobytes() for ids in holdout)
+
+
+def test_cpu_tiny_sets_aside_a_large_held_out_pool_and_keeps_it_out_of_the_track_assets(
+    built: tuple[Path, BuiltAssets],
+) -> None:
+    out_dir, assets = built
+    total = assets.train_tokens + assets.val_tokens + assets.holdout_tokens
+    assert 0.35 < assets.holdout_tokens / total < 0.40
+    assert assets.train_tokens / total > 0.5
+    assert read_tokens(asset_path(out_dir, assets.holdout or "")).size == assets.holdout_tokens
+    track_assets = assets.to_track_assets()
+    served = {*track_assets.train, track_assets.val, track_assets.token_bytes, track_assets.tokenizer}
+    assert assets.holdout not in served
+    assert assets.holdout in assets.hashes()
 
 
 def test_cpu_tiny_val_is_about_five_percent_and_covers_the_eval_window(
     built: tuple[Path, BuiltAssets],
 ) -> None:
     _, assets = built
-    share = assets.val_tokens / (assets.val_tokens + assets.train_tokens)
+    share = assets.val_tokens / (assets.val_tokens + assets.holdout_tokens + assets.train_tokens)
     assert 0.03 < share < 0.08
     assert assets.val_tokens > EVAL_TOKENS
 
 
 def test_cpu_tiny_token_ids_fit_the_vocabulary(built: tuple[Path, BuiltAssets]) -> None:
     out_dir, assets = built
-    for sha in [*assets.train, assets.val]:
+    for sha in [*assets.train, assets.val, assets.holdout or ""]:
         shard = read_tokens(asset_path(out_dir, sha))
         assert shard.dtype == np.uint16
         assert int(shard.max()) < VOCAB
@@ -107,8 +129,8 @@ def test_cpu_tiny_token_bytes_of_a_document_sum_to_its_utf8_length(built: tuple[
     out_dir, assets = built
     tokenizer = load_tokenizer(asset_path(out_dir, assets.tokenizer).read_text(encoding="utf-8"))
     table = read_token_bytes(asset_path(out_dir, assets.token_bytes), vocab_size=VOCAB)
-    train, val = read_split(out_dir, assets)
-    for ids in [*val, *train[:50]]:
+    train, val, holdout = read_split(out_dir, assets)
+    for ids in [*val, *holdout[:50], *train[:50]]:
         text = tokenizer.decode(ids.tolist())
         assert int(table[ids].sum()) == len(text.encode("utf-8"))
     # Whole shards too: what the harness divides by is exactly the text's bytes.

@@ -206,7 +206,8 @@ def test_a_gpu_track_builds_end_to_end_from_fetched_parquet(
     assert sorted(path.name for path in out_dir.iterdir()) == sorted(built.hashes())
     for sha in built.hashes():
         assert sha256_file(asset_path(out_dir, sha)) == sha
-    shards = [read_tokens(asset_path(out_dir, sha)) for sha in [*built.train, built.val]]
+    assert built.holdout is not None  # GPU tracks set aside a held-out pool by default
+    shards = [read_tokens(asset_path(out_dir, sha)) for sha in [*built.train, built.val, built.holdout]]
     assert len(built.train) == -(-built.train_tokens // 40_000) and len(built.train) > 1
     assert all(shard.dtype == np.uint16 and int(shard.max()) < VOCAB for shard in shards)
 
@@ -214,7 +215,7 @@ def test_a_gpu_track_builds_end_to_end_from_fetched_parquet(
     table = read_token_bytes(asset_path(out_dir, built.token_bytes), vocab_size=VOCAB)
     assert tokenizer.get_vocab_size() == VOCAB and table[EOT_ID] == 0
     documents = []
-    for shard_stream in (np.concatenate(shards[:-1]), shards[-1]):
+    for shard_stream in (np.concatenate(shards[:-2]), shards[-2], shards[-1]):
         starts = np.flatnonzero(shard_stream == EOT_ID)
         for start, end in zip(starts, [*starts[1:], shard_stream.size], strict=True):
             ids = shard_stream[start + 1 : end]
@@ -222,7 +223,7 @@ def test_a_gpu_track_builds_end_to_end_from_fetched_parquet(
             assert int(table[ids].sum()) == len(text.encode("utf-8"))
             documents.append(text)
     assert Counter(documents) == Counter(paragraphs())
-    assert built.val_documents + built.train_documents == len(documents)
+    assert built.val_documents + built.holdout_documents + built.train_documents == len(documents)
 
 
 def test_max_docs_limits_a_gpu_build_to_the_leading_documents(tmp_path: Path) -> None:
@@ -231,4 +232,4 @@ def test_max_docs_limits_a_gpu_build_to_the_leading_documents(tmp_path: Path) ->
     built = build_gpu_track_assets(
         parquet_paths=[path], out_dir=tmp_path / "assets", vocab_size=VOCAB, val_fraction=0.1, max_docs=300
     )
-    assert built.train_documents + built.val_documents == 300
+    assert built.train_documents + built.val_documents + built.holdout_documents == 300

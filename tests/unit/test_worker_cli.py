@@ -267,6 +267,8 @@ LAYERS = [
     "memory",
     "processes",
     "files",
+    "audit hook",
+    "seccomp",
 ]
 
 
@@ -290,7 +292,7 @@ def test_doctor_prints_one_line_per_layer_and_warns_about_missing_ones() -> None
     assert lines[0] == "sandbox"
     for name, line in zip(LAYERS, lines[1:], strict=False):
         assert line.startswith(f"  {name} ")
-    missing = [line.split()[0] for line in lines[1:9] if "unavailable" in line]
+    missing = [line.split()[0] for line in lines[1 : 1 + len(LAYERS)] if "unavailable" in line]
     assert ("INCOMPLETE" in result.stderr) == bool(missing)
 
 

@@ -17,9 +17,12 @@ from typing import Any
 
 import pytest
 
-from tests.redteam.conftest import variant
-
 ROOT = Path(__file__).resolve().parents[2]
+VARIANTS = ROOT / "tests" / "redteam" / "variants"
+
+
+def variant(name: str) -> str:
+    return (VARIANTS / f"{name}.py").read_text(encoding="utf-8")
 
 
 def worker(*args: str, path: str | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -95,7 +98,7 @@ def test_run_exits_1_when_the_budget_kills_the_run(tmp_path: Path, coordinator: 
 
     assert code == 1
     assert (summary["status"], summary["layer"], summary["code"]) == ("crashed", "budget", "budget_exceeded")
-    assert summary["metrics"] == {}
+    assert summary["metrics"] == {"steps": None, "tokens": None}  # killed before train() returned
 
 
 def test_doctor_names_the_layers_a_machine_without_bubblewrap_lacks(tmp_path: Path) -> None:
@@ -104,7 +107,7 @@ def test_doctor_names_the_layers_a_machine_without_bubblewrap_lacks(tmp_path: Pa
     result = worker("doctor", "--device", "cpu", path=str(tmp_path / "bin"))
 
     assert result.returncode == 0, result.stderr
-    layers = {line.split()[0]: line for line in result.stdout.splitlines()[1:9]}
+    layers = {line.split()[0]: line for line in result.stdout.splitlines()[1:11]}
     assert "unavailable" in layers["network"]
     assert "bubblewrap is not installed" in layers["network"]
     assert "unshare is not installed" in layers["network"]

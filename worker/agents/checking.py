@@ -89,9 +89,10 @@ def proposal_problem(
         return f"train.py is not valid Python: {exc}"
     if source == context.parent_source:
         return "train.py is identical to its parent; change something"
-    from shared.policy import check_source  # imported here so agents load without the policy's dependencies
+    # The executor asks the same cache when the lease's run starts: the policy runs once per source.
+    from worker.execution.gate import policy_report
 
-    report = check_source(source)
+    report = policy_report(source)
     if not report.ok:
         return f"the static policy refused train.py: {report.summary()}"
     digest = variant_hash(source)
