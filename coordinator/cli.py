@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ app = typer.Typer(
 track_app = typer.Typer(help="List and create tracks.", no_args_is_help=True)
 app.add_typer(track_app, name="track")
 console = Console()
+
+KEEP_ALIVE_S = 75  # an idle client connection is kept this long
+GRACEFUL_SHUTDOWN_S = 5  # requests in flight get this long to finish on SIGTERM
 
 
 def _settings() -> Settings:
@@ -53,23 +56,44 @@ def serve(
         bool, typer.Option("--migrate/--no-migrate", help="Apply database migrations before serving.")
     ] = True,
     log_level: Annotated[str, typer.Option(help="Log level: debug, info, warning.")] = "info",
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Processes serving the port (more than one needs ARN_REDIS_URL).")
+    ] = 1,
 ) -> None:
     """Serve the API and the leaderboard pages.
 
-    Example: coordinator serve --host 0.0.0.0 --port 8000
+    Example: coordinator serve --host 0.0.0.0 --port 8000 --workers 2
     """
     import uvicorn
 
-    from coordinator.main import create_app
+    from coordinator.main import create_app, prepare
     from coordinator.migrate import upgrade
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings()
+    if workers > 1 and settings.redis_url is None:
+        console.print(
+            "[red]error:[/red] several processes share rate limits and live events through Redis; "
+            "set ARN_REDIS_URL, or serve with --workers 1"
+        )
+        raise typer.Exit(2)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if migrate_first:
         upgrade(settings.resolved_database_url)
     console.print(f"leaderboard: http://{host}:{port}/", highlight=False)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+    # Keep-alive outlasts every wait the coordinator asks of a client (no work: retry in 5 s), so a
+    # client's next request never races the server closing its idle connection. Shutdown waits a
+    # few seconds for requests in flight, then closes streams and connections.
+    options: dict[str, Any] = {
+        "host": host, "port": port, "log_level": log_level,
+        "timeout_keep_alive": KEEP_ALIVE_S, "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+    }  # fmt: skip
+    if workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    prepare(settings)  # built-in tracks are created once, here, not raced by every process
+    # Each process builds its app from the same environment.
+    uvicorn.run("coordinator.main:create_app", factory=True, workers=workers, **options)
 
 
 @track_app.command("list")

@@ -6,14 +6,17 @@ embedded stand-in for a single process. Both give the same answers for the same 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-import queue
+import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import redis
+import redis.asyncio
 
 
 class KeyValue(Protocol):
@@ -28,10 +31,22 @@ class KeyValue(Protocol):
 
     def publish(self, channel: str, event: dict[str, Any]) -> None: ...
 
-    def subscribe(self, channel: str, *, timeout_s: float) -> Iterator[dict[str, Any] | None]:
-        """Yield events as they come; yield None every `timeout_s` of quiet (for keep-alives)."""
+    def listen(self, channel: str, *, timeout_s: float) -> AsyncIterator[dict[str, Any] | None]:
+        """Yield events as they come; yield None every `timeout_s` of quiet (for keep-alives).
+
+        Asynchronous, so an open stream holds no request thread while it waits.
+        """
 
     def ping(self) -> bool: ...
+
+
+def window_reset_s(window_s: int, *, now: float | None = None) -> int:
+    """Whole seconds until the current rate-limit window ends: a refused client's Retry-After.
+
+    Both stores count in fixed windows aligned to the epoch, so every replica agrees on it.
+    """
+    now = time.time() if now is None else now
+    return max(1, math.ceil(window_s - now % window_s))
 
 
 class LocalKV:
@@ -39,7 +54,7 @@ class LocalKV:
         self._lock = threading.Lock()
         self._counters: dict[str, tuple[int, float]] = {}
         self._seen: dict[str, tuple[float, float]] = {}
-        self._subscribers: dict[str, list[queue.Queue[dict[str, Any]]]] = {}
+        self._subscribers: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
 
     def hit(self, key: str, *, limit: int, window_s: int) -> bool:
         now = time.time()
@@ -67,22 +82,28 @@ class LocalKV:
     def publish(self, channel: str, event: dict[str, Any]) -> None:
         with self._lock:
             subscribers = list(self._subscribers.get(channel, []))
-        for subscriber in subscribers:
-            subscriber.put(event)
+        for deliver in subscribers:
+            with contextlib.suppress(RuntimeError):  # its event loop has closed: a stream being torn down
+                deliver(event)
 
-    def subscribe(self, channel: str, *, timeout_s: float) -> Iterator[dict[str, Any] | None]:
-        inbox: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=1000)
+    async def listen(self, channel: str, *, timeout_s: float) -> AsyncIterator[dict[str, Any] | None]:
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
+
+        def deliver(event: dict[str, Any]) -> None:  # from any thread; a full inbox drops the event
+            loop.call_soon_threadsafe(lambda: None if inbox.full() else inbox.put_nowait(event))
+
         with self._lock:
-            self._subscribers.setdefault(channel, []).append(inbox)
+            self._subscribers.setdefault(channel, []).append(deliver)
         try:
             while True:
                 try:
-                    yield inbox.get(timeout=timeout_s)
-                except queue.Empty:
+                    yield await asyncio.wait_for(inbox.get(), timeout=timeout_s)
+                except TimeoutError:
                     yield None
         finally:
             with self._lock:
-                self._subscribers[channel].remove(inbox)
+                self._subscribers[channel].remove(deliver)
 
     def ping(self) -> bool:
         return True
@@ -90,6 +111,7 @@ class LocalKV:
 
 class RedisKV:
     def __init__(self, url: str, *, prefix: str = "arn:") -> None:
+        self._url = url
         self._redis = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5)
         self._prefix = prefix
 
@@ -111,15 +133,18 @@ class RedisKV:
     def publish(self, channel: str, event: dict[str, Any]) -> None:
         self._redis.publish(f"{self._prefix}events:{channel}", json.dumps(event))
 
-    def subscribe(self, channel: str, *, timeout_s: float) -> Iterator[dict[str, Any] | None]:
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(f"{self._prefix}events:{channel}")
+    async def listen(self, channel: str, *, timeout_s: float) -> AsyncIterator[dict[str, Any] | None]:
+        # A subscription holds a connection of its own, on the stream's event loop.
+        client = redis.asyncio.Redis.from_url(self._url, decode_responses=True)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
+            await pubsub.subscribe(f"{self._prefix}events:{channel}")
             while True:
-                message = pubsub.get_message(timeout=timeout_s)
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout_s)
                 yield json.loads(message["data"]) if message else None
         finally:
-            pubsub.close()
+            await pubsub.aclose()
+            await client.aclose()
 
     def ping(self) -> bool:
         return bool(self._redis.ping())

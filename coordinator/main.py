@@ -23,7 +23,7 @@ from coordinator.config import Settings
 from coordinator.db import make_engine, make_session_factory
 from coordinator.errors import DomainError, from_database_error
 from coordinator.keys import load_signing_key
-from coordinator.kv import KeyValue, make_kv
+from coordinator.kv import KeyValue, LocalKV, make_kv
 from coordinator.models import utcnow
 from coordinator.services.holdout import HoldoutPools
 from coordinator.services.leases import expire_overdue
@@ -31,6 +31,25 @@ from coordinator.services.tracks import cpu_tiny_params, ensure_cpu_tiny
 from shared.protocol import API_PREFIX, MAX_BODY_BYTES, ErrorBody, ErrorCode
 
 log = logging.getLogger(__name__)
+
+
+# Every error the API answers has the ErrorBody shape; the schema says so (a listed 422 also keeps
+# FastAPI from advertising its own validation-error shape, which this app never sends).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in {
+        400: "Malformed request",
+        401: "Missing or unknown token",
+        403: "Refused: signature, ownership or quarantine",
+        404: "No such track, variant or lease",
+        409: "Conflicts with stored state",
+        410: "The lease has expired",
+        413: "Body over the size limit",
+        422: "Invalid body or parameters",
+        429: "Rate limited; see Retry-After",
+        503: "Unavailable for now; see Retry-After",
+    }.items()
+}
 
 
 def _error(
@@ -61,7 +80,12 @@ def _internal(request: Request, exc: BaseException) -> JSONResponse:
 
 
 class BodySizeLimit:
-    """Refuse request bodies over `limit` bytes before the app reads them."""
+    """Refuse request bodies over `limit` bytes with 413, before the app reads them.
+
+    A declared Content-Length is checked up front (the server holds the body to it). A body of
+    undeclared length (chunked) is read here, up to the limit, and handed on whole: bodies are
+    small, and a refusal raised while the app reads would reach the client as the framework's 400.
+    """
 
     def __init__(self, app: ASGIApp, *, limit: int) -> None:
         self.app = app
@@ -72,21 +96,41 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and int(declared) > self.limit:
-            response = _error(413, ErrorCode.body_too_large, f"request body over {self.limit} bytes")
-            await response(scope, receive, send)
+        if declared is not None:
+            if not declared.isdigit():
+                await _error(400, ErrorCode.bad_request, "Content-Length is not a number")(scope, receive, send)
+            elif int(declared) > self.limit:
+                await self._refuse(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
+        chunks: list[bytes] = []
         seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            seen += len(message.get("body", b""))
+            if message["type"] != "http.request":  # the client went away before its body ended
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
             if seen > self.limit:
-                raise DomainError(ErrorCode.body_too_large, f"request body over {self.limit} bytes")
-            return message
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
 
-        await self.app(scope, counted, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # after the body: disconnects, for streaming responses
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _error(413, ErrorCode.body_too_large, f"request body over {self.limit} bytes")(scope, receive, send)
 
 
 class Reaper:
@@ -129,6 +173,24 @@ def bootstrap(state: AppState) -> None:
     with state.session_factory() as session:
         ensure_cpu_tiny(session, assets_dir=settings.assets_dir, key=state.signing_key, params=params)
         session.commit()
+
+
+def prepare(settings: Settings) -> None:
+    """Create the built-in tracks ahead of serving (idempotent): once, before several processes start."""
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        bootstrap(
+            AppState(
+                settings=settings,
+                session_factory=make_session_factory(engine),
+                kv=LocalKV(),
+                signing_key=load_signing_key(settings),
+                clock=utcnow,
+                holdout_pools=HoldoutPools(settings.assets_dir),
+            )
+        )
+    finally:
+        engine.dispose()
 
 
 def create_app(
@@ -192,9 +254,10 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = ErrorCode.not_found if exc.status_code == 404 else ErrorCode.bad_request
-        return _error(exc.status_code, code, str(exc.detail))
+        headers = dict(exc.headers) if exc.headers else None  # 405 keeps its Allow
+        return _error(exc.status_code, code, str(exc.detail), headers=headers)
 
     for router in (workers.router, leases.router, tracks.router, events.router):
-        app.include_router(router, prefix=API_PREFIX)
+        app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(web.router)
     return app

@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.run_codes import CODE_PATTERN, MAX_BPB, MAX_COUNT, MAX_SECONDS, Layer
 
@@ -109,7 +109,7 @@ class RegistrationPayload(_Model):
     name: str = Field(min_length=1, max_length=100)
     account: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
     hardware: HardwareInfo
-    issued_at: datetime  # refused if far from the coordinator's clock, to bound replays
+    issued_at: AwareDatetime  # with its time zone; refused if far from the coordinator's clock, to bound replays
 
 
 class RegisterRequest(_Model):

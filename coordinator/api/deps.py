@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from coordinator.config import Settings
 from coordinator.errors import DomainError
-from coordinator.kv import KeyValue
+from coordinator.kv import KeyValue, window_reset_s
 from coordinator.models import Worker
 from coordinator.services.holdout import HoldoutPools
 from coordinator.services.workers import authenticate
@@ -76,14 +76,27 @@ def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+_RATE_WINDOW_S = 60
+
+
+def _rate_limited(whose: str) -> DomainError:
+    return DomainError(
+        ErrorCode.rate_limited,
+        f"too many writes from this {whose}; slow down",
+        retry_after_s=window_reset_s(_RATE_WINDOW_S),
+    )
+
+
 def limit_ip_writes(request: Request, state: StateDep) -> None:
-    if not state.kv.hit(f"ip:{_client_ip(request)}", limit=state.settings.writes_per_minute_per_ip, window_s=60):
-        raise DomainError(ErrorCode.rate_limited, "too many writes from this address; slow down")
+    limit = state.settings.writes_per_minute_per_ip
+    if not state.kv.hit(f"ip:{_client_ip(request)}", limit=limit, window_s=_RATE_WINDOW_S):
+        raise _rate_limited("address")
 
 
 def limit_worker_writes(worker: CurrentWorker, state: StateDep) -> Worker:
-    if not state.kv.hit(f"worker:{worker.id}", limit=state.settings.writes_per_minute_per_worker, window_s=60):
-        raise DomainError(ErrorCode.rate_limited, "too many writes from this worker; slow down")
+    limit = state.settings.writes_per_minute_per_worker
+    if not state.kv.hit(f"worker:{worker.id}", limit=limit, window_s=_RATE_WINDOW_S):
+        raise _rate_limited("worker")
     return worker
 
 

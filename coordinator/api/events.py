@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
@@ -19,9 +19,10 @@ def events(track_id: str, session: SessionDep, state: StateDep) -> StreamingResp
     get_track(session, track_id)
     session.close()  # the stream may last hours; don't hold a connection
 
-    def stream() -> Iterator[str]:
+    async def stream() -> AsyncIterator[str]:
+        # Asynchronous: an open page waiting for events holds no request thread.
         yield "retry: 5000\n\n"
-        for event in state.kv.subscribe(track_id, timeout_s=15):
+        async for event in state.kv.listen(track_id, timeout_s=15):
             yield f"data: {json.dumps(event)}\n\n" if event is not None else ": keep-alive\n\n"
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

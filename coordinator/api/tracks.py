@@ -62,7 +62,9 @@ def research_log(
     track_id: str,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[
+        str | None, Query(max_length=64, description="The next_cursor of the previous page.")
+    ] = None,
     status: Annotated[VariantStatus | None, Query(description="Only experiments with this outcome.")] = None,
     lineage: Annotated[
         str | None, Query(description="Only experiments made from this variant or its ancestors.")

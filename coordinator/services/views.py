@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import base64
+import binascii
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from coordinator.errors import DomainError
 from coordinator.models import Run, Track, Variant
 from coordinator.services.tracks import track_spec, variant_counts
 from coordinator.services.variants import lineage
 from shared.hashing import short_hash
 from shared.protocol import (
     CompactLogEntry,
+    ErrorCode,
     Leaderboard,
     LeaderboardEntry,
     LeaseKind,
@@ -99,8 +102,18 @@ def _encode_cursor(variant: Variant) -> str:
     return base64.urlsafe_b64encode(str(variant.id).encode()).decode()
 
 
+_CURSOR_MAX_ID = 2**63 - 1  # BIGINT: a larger id could not come from this coordinator
+
+
 def _decode_cursor(cursor: str) -> int:
-    return int(base64.urlsafe_b64decode(cursor.encode()).decode())
+    """The variant id a cursor carries; a cursor this coordinator did not hand out is a 400."""
+    try:
+        variant_id = int(base64.urlsafe_b64decode(cursor.encode("ascii")).decode("ascii"), 10)
+    except (ValueError, UnicodeError, binascii.Error):
+        variant_id = 0
+    if not 0 < variant_id <= _CURSOR_MAX_ID:
+        raise DomainError(ErrorCode.bad_request, "malformed cursor: pass back a next_cursor this log returned")
+    return variant_id
 
 
 def research_log(

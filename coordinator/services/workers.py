@@ -7,7 +7,8 @@ import secrets
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Executable, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from coordinator.errors import DomainError
@@ -21,11 +22,22 @@ def token_hash(token: str) -> str:
 
 
 def get_or_create_account(session: Session, name: str) -> Account:
-    account = session.scalars(select(Account).where(Account.name == name)).one_or_none()
+    """The account of that name, created if new.
+
+    Concurrent first registrations into one account (a volunteer starting several machines at
+    once) race to create it: the insert does nothing when another request got there first, and
+    both then read the one row.
+    """
+    query = select(Account).where(Account.name == name)
+    account = session.scalars(query).one_or_none()
     if account is None:
-        account = Account(name=name)
-        session.add(account)
-        session.flush()
+        statement: Executable
+        if session.get_bind().dialect.name == "postgresql":
+            statement = postgresql.insert(Account).values(name=name).on_conflict_do_nothing(index_elements=["name"])
+        else:
+            statement = sqlite.insert(Account).values(name=name).on_conflict_do_nothing(index_elements=["name"])
+        session.execute(statement)
+        account = session.scalars(query).one()
     return account
 
 

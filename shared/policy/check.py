@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import ast
-
 from shared.policy.checker import find_violations
 from shared.policy.report import SYNTAX_ERROR, TOO_LARGE, PolicyReport, Violation
+from shared.policy.syntax import parse
 
 DEFAULT_MAX_BYTES = 256 * 1024
 
@@ -19,7 +18,7 @@ def check_source(source: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> PolicyRe
     if size > max_bytes:
         return _refuse(TOO_LARGE, 1, 0, f"the source is {size} bytes; the limit is {max_bytes}")
     try:
-        tree = ast.parse(source, filename="train.py")
+        tree = parse(source)
     except SyntaxError as exc:
         return _refuse(SYNTAX_ERROR, exc.lineno or 1, max((exc.offset or 1) - 1, 0), exc.msg)
     except ValueError as exc:  # null bytes, on some Python versions

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from shared.policy.context import violation
 from shared.policy.report import TOO_MUCH_DATA, Violation
 from shared.policy.rules import COMPRESSION_LEVEL, MAX_COMPRESSED_BYTES, MAX_LITERAL_BYTES
+from shared.policy.syntax import parse
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class DataFigures:
 
 def measure_data(source: str) -> DataFigures:
     """The figures the `too_much_data` rule compares with its caps; the source must parse."""
-    nodes = ast.walk(ast.parse(source))
+    nodes = ast.walk(parse(source))
     return DataFigures(
         literal_bytes=sum(size for _, size in literal_constants(nodes)),
         compressed_bytes=compressed_size(source),

@@ -98,3 +98,41 @@ def test_the_research_log_filters_by_lineage_and_has_a_compact_form(coordinator:
     assert compact == [{"hash": compact[0]["hash"], "parent": claim["variant_hash"][:10], "status": "discarded",
                         "delta": pytest.approx(0.05), "hypothesis": "from the new head"}]
     assert len(compact[0]["hash"]) == 10
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "not base64!",  # undecodable
+        "_w",  # decodes to bytes that are not text
+        "YWJj",  # "abc": text, not a number
+        "LTE",  # "-1"
+        "MA",  # "0"
+        "OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5",  # beyond BIGINT
+    ],
+)
+def test_a_cursor_the_log_never_handed_out_is_a_clear_400(coordinator: Coordinator, cursor: str) -> None:
+    response = coordinator.client.get(f"/v1/tracks/{TRACK}/log", params={"cursor": cursor})
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "bad_request"
+    assert "cursor" in response.json()["message"]
+
+
+def test_an_overlong_cursor_is_refused_before_it_is_decoded(coordinator: Coordinator) -> None:
+    response = coordinator.client.get(f"/v1/tracks/{TRACK}/log", params={"cursor": "MTI" * 1000})
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "bad_request"
+
+
+def test_the_schema_advertises_the_error_shape_the_api_sends(coordinator: Coordinator) -> None:
+    schema = coordinator.client.get("/openapi.json").json()
+    lease_answers = schema["paths"]["/v1/leases"]["post"]["responses"]
+
+    assert {"400", "401", "403", "404", "422", "429", "503"} <= set(lease_answers)
+    for status in ("401", "422", "429"):
+        assert lease_answers[status]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorBody"
+        }
+    assert "HTTPValidationError" not in schema["components"]["schemas"]

@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+from sqlalchemy import select
+
+from coordinator.models import Account
 from shared.protocol import HardwareInfo, RegistrationPayload
 from shared.signing import SigningKey
 from tests.api.conftest import Coordinator, Worker
@@ -59,3 +64,33 @@ def test_requests_without_a_token_are_unauthorized(coordinator: Coordinator) -> 
     response = coordinator.client.post("/v1/leases", json={})
     assert response.status_code == 401
     assert response.json()["code"] == "unauthorized"
+
+
+def test_a_registration_time_without_a_time_zone_is_a_clear_422(coordinator: Coordinator) -> None:
+    key = SigningKey.generate()
+    body = _registration(coordinator, key)
+    body["payload"]["issued_at"] = coordinator.clock().replace(tzinfo=None).isoformat()
+    body["signature"] = key.sign(body["payload"])
+
+    response = coordinator.client.post("/v1/workers", json=body)
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "bad_request"
+    assert "issued_at" in response.json()["message"]
+
+
+def test_machines_registering_into_a_new_account_at_once_all_join_it(coordinator: Coordinator) -> None:
+    bodies = [_registration(coordinator, SigningKey.generate(), account="fleet") for _ in range(8)]
+    start = threading.Barrier(len(bodies))
+
+    def register(body: dict) -> tuple[int, str]:
+        start.wait()
+        response = coordinator.client.post("/v1/workers", json=body)
+        return response.status_code, response.json().get("account", response.text)
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        answers = list(pool.map(register, bodies))
+
+    assert answers == [(201, "fleet")] * len(bodies)
+    with coordinator.session() as session:
+        assert session.scalars(select(Account).where(Account.name == "fleet")).one() is not None

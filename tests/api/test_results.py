@@ -104,6 +104,32 @@ def test_oversized_bodies_are_refused_before_parsing(coordinator: Coordinator, m
     assert response.json()["code"] == "body_too_large"
 
 
+def test_oversized_bodies_of_undeclared_length_are_refused_with_413(coordinator: Coordinator, make_worker) -> None:
+    alice = make_worker("a1", "alice")
+    chunks = iter([b"{"] + [b" " * 65536] * 32 + [b"}"])  # 2 MiB, sent chunked: no Content-Length
+    response = alice.coordinator.client.post(
+        "/v1/leases", content=chunks, headers={**alice.headers, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["code"] == "body_too_large"
+
+
+def test_a_body_of_undeclared_length_under_the_limit_is_served(coordinator: Coordinator, make_worker) -> None:
+    alice = make_worker("a1", "alice")
+    response = alice.coordinator.client.post(
+        "/v1/leases", content=iter([b"{", b"}"]), headers={**alice.headers, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 200
+
+
+def test_a_wrong_method_is_405_with_its_allow_header(coordinator: Coordinator) -> None:
+    response = coordinator.client.delete("/v1/leases")
+
+    assert response.status_code == 405
+    assert response.json()["code"] == "bad_request"
+    assert "POST" in response.headers["Allow"]
+
+
 def test_malformed_bodies_get_a_stable_code(coordinator: Coordinator, make_worker) -> None:
     alice = make_worker("a1", "alice")
     lease = alice.lease()

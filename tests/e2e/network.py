@@ -79,9 +79,10 @@ class Network:
         self.processes.append(process)
         return process
 
-    def start_coordinator(self, **settings: str) -> Process:
+    def start_coordinator(self, *serve_options: str, **settings: str) -> Process:
         env = {**os.environ, "ARN_DATA_DIR": str(self.data_dir), **self.env, **settings}
-        process = self._spawn("coordinator", [str(BIN / "coordinator"), "serve", "--port", str(self.port)], env)
+        argv = [str(BIN / "coordinator"), "serve", "--port", str(self.port), *serve_options]
+        process = self._spawn("coordinator", argv, env)
 
         def up() -> bool:
             if process.popen.poll() is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import Iterator
@@ -31,27 +32,40 @@ def test_presence_remembers_when_a_worker_was_last_seen(kv: KeyValue) -> None:
     assert kv.last_seen("w1") is not None
 
 
-def test_published_events_reach_subscribers(kv: KeyValue) -> None:
-    stream = kv.subscribe("track-a", timeout_s=0.2)
-    received: list[dict] = []
-    ready = threading.Event()
+def test_published_events_reach_listeners(kv: KeyValue) -> None:
+    async def scenario() -> list[dict | None]:
+        stream = kv.listen("track-a", timeout_s=0.2)
+        first = await anext(stream)  # subscribes, then times out once
+        # Published from another thread, as request handlers do, until the listener has it.
+        publishing = threading.Event()
 
-    def listen() -> None:
-        ready.set()
-        for event in stream:
-            if event is not None:
-                received.append(event)
-                return
+        def publish() -> None:
+            while not publishing.wait(0.05):
+                kv.publish("track-a", {"type": "result", "status": "verified"})
 
-    first = next(stream)  # subscribes, then times out once
-    assert first is None
-    thread = threading.Thread(target=listen)
-    thread.start()
-    ready.wait()
-    for _ in range(20):
-        kv.publish("track-a", {"type": "result", "status": "verified"})
-        thread.join(timeout=0.2)
-        if not thread.is_alive():
-            break
-    assert received == [{"type": "result", "status": "verified"}]
+        thread = threading.Thread(target=publish)
+        thread.start()
+        try:
+            event = None
+            for _ in range(40):
+                event = await anext(stream)
+                if event is not None:
+                    break
+        finally:
+            publishing.set()
+            thread.join()
+            await stream.aclose()
+        return [first, event]
+
+    assert asyncio.run(scenario()) == [None, {"type": "result", "status": "verified"}]
     assert kv.ping()
+
+
+def test_a_closed_stream_stops_listening(kv: KeyValue) -> None:
+    async def scenario() -> None:
+        stream = kv.listen("track-b", timeout_s=0.05)
+        assert await anext(stream) is None
+        await stream.aclose()
+
+    asyncio.run(scenario())
+    kv.publish("track-b", {"type": "result"})  # nobody is left to deliver to, and nothing breaks
