@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = 10.0
     no_work_retry_after_s: float = 5.0
     reaper_interval_s: float = 15.0
+
+    # Requests inside the app at once; more wait up to admission_wait_s, then get 503 with
+    # Retry-After. The database pool holds this many connections (plus a few for the reaper and
+    # opening event streams), so an admitted request always gets one.
+    max_concurrent_requests: int = Field(default=16, ge=1, le=1000)
+    admission_wait_s: float = Field(default=10.0, gt=0)
 
     registration_max_skew_s: float = 600.0
     writes_per_minute_per_worker: int = 240

@@ -7,10 +7,16 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+# Connections beyond the pool for work outside admitted requests: the reaper, opening event streams.
+POOL_OVERFLOW = 8
+# A request that still finds no connection gives up after this long (the client gets a 503).
+POOL_TIMEOUT_S = 10
 
-def make_engine(url: str) -> Engine:
+
+def make_engine(url: str, *, pool_size: int = 16) -> Engine:
+    pooling = {"pool_size": pool_size, "max_overflow": POOL_OVERFLOW, "pool_timeout": POOL_TIMEOUT_S}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pooling)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -23,7 +29,7 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, **pooling)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

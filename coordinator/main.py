@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -21,7 +22,7 @@ from coordinator.api import events, leases, tracks, web, workers
 from coordinator.api.deps import AppState
 from coordinator.config import Settings
 from coordinator.db import make_engine, make_session_factory
-from coordinator.errors import DomainError, from_database_error
+from coordinator.errors import UNAVAILABLE_RETRY_AFTER_S, DomainError, from_database_error
 from coordinator.keys import load_signing_key
 from coordinator.kv import KeyValue, LocalKV, make_kv
 from coordinator.models import utcnow
@@ -133,6 +134,44 @@ class BodySizeLimit:
         await _error(413, ErrorCode.body_too_large, f"request body over {self.limit} bytes")(scope, receive, send)
 
 
+class AdmissionControl:
+    """At most `limit` requests inside the app at once; the rest wait up to `wait_s`, then get 503.
+
+    An admitted request may hold a database connection while it waits for a worker thread, and
+    the reverse. Admitting more requests than the pool has connections lets the two starve each
+    other: every thread waits for a connection held by a request that waits for a thread, and the
+    server answers nothing until the pool's timeout (seen with 100-200 workers asking at once).
+    So admission is bounded by the pool, and overload is shed with a 503 and Retry-After, which
+    workers wait out, instead of queueing without end. Event streams are not counted: once open
+    they hold neither a connection nor a thread.
+    """
+
+    def __init__(self, app: ASGIApp, *, limit: int, wait_s: float) -> None:
+        self.app = app
+        self.wait_s = wait_s
+        self._slots = asyncio.Semaphore(limit)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].endswith("/events"):
+            await self.app(scope, receive, send)
+            return
+        try:
+            await asyncio.wait_for(self._slots.acquire(), timeout=self.wait_s)
+        except TimeoutError:
+            busy = _error(
+                503,
+                ErrorCode.unavailable,
+                "the coordinator is at capacity; retry shortly",
+                headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)},
+            )
+            await busy(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._slots.release()
+
+
 class Reaper:
     """Expires overdue leases every few seconds so their work is handed out again. Idempotent."""
 
@@ -202,7 +241,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, pool_size=settings.max_concurrent_requests)
     state = AppState(
         settings=settings,
         session_factory=make_session_factory(engine),
@@ -228,6 +267,8 @@ def create_app(
     app = FastAPI(title="Autoresearch Network coordinator", version=__version__, lifespan=lifespan)
     app.state.arn = state
     app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
+    # Outermost: a request waiting for admission holds nothing, not even its body.
+    app.add_middleware(AdmissionControl, limit=settings.max_concurrent_requests, wait_s=settings.admission_wait_s)
 
     @app.exception_handler(DomainError)
     async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:

@@ -121,4 +121,9 @@ class Network:
 
     def stop_all(self) -> None:
         for process in reversed(self.processes):
+            if process.name.startswith("worker-") and process.popen.poll() is None:
+                # A worker's first signal lets its run finish; the second aborts it, as a volunteer's
+                # second Ctrl-C does: a teardown need not wait for training.
+                process.popen.send_signal(signal.SIGTERM)
+                time.sleep(0.2)
             process.stop()
