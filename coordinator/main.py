@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -12,8 +11,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,12 +25,14 @@ from coordinator.config import Settings
 from coordinator.db import make_engine, make_session_factory
 from coordinator.errors import UNAVAILABLE_RETRY_AFTER_S, DomainError, from_database_error
 from coordinator.keys import load_signing_key
-from coordinator.kv import KeyValue, LocalKV, make_kv
+from coordinator.kv import KeyValue, make_kv
+from coordinator.metrics import Metrics, RequestTimer
 from coordinator.models import utcnow
 from coordinator.services.holdout import HoldoutPools
-from coordinator.services.leases import expire_overdue
+from coordinator.services.reaper import Reaper
 from coordinator.services.tracks import cpu_tiny_params, ensure_cpu_tiny
 from shared.protocol import API_PREFIX, MAX_BODY_BYTES, ErrorBody, ErrorCode
+from shared.signing import SigningKey
 
 log = logging.getLogger(__name__)
 
@@ -172,34 +175,8 @@ class AdmissionControl:
             self._slots.release()
 
 
-class Reaper:
-    """Expires overdue leases every few seconds so their work is handed out again. Idempotent."""
-
-    def __init__(self, state: AppState) -> None:
-        self._state = state
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="lease-reaper", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._state.settings.reaper_interval_s):
-            try:
-                with self._state.session_factory() as session:
-                    expire_overdue(session, now=self._state.clock())
-                    session.commit()
-            except Exception:  # a passing database error must not kill the reaper
-                log.exception("lease reaper pass failed; retrying next interval")
-
-
-def bootstrap(state: AppState) -> None:
+def bootstrap(settings: Settings, session_factory: sessionmaker[Session], signing_key: SigningKey) -> None:
     """Create the built-in tracks on first start (idempotent)."""
-    settings = state.settings
     if not settings.create_builtin_tracks:
         return
     settings.assets_dir.mkdir(parents=True, exist_ok=True)
@@ -209,8 +186,8 @@ def bootstrap(state: AppState) -> None:
         calibration_runs=settings.cpu_tiny_calibration_runs,
         tolerance=settings.cpu_tiny_tolerance,
     )
-    with state.session_factory() as session:
-        ensure_cpu_tiny(session, assets_dir=settings.assets_dir, key=state.signing_key, params=params)
+    with session_factory() as session:
+        ensure_cpu_tiny(session, assets_dir=settings.assets_dir, key=signing_key, params=params)
         session.commit()
 
 
@@ -218,16 +195,7 @@ def prepare(settings: Settings) -> None:
     """Create the built-in tracks ahead of serving (idempotent): once, before several processes start."""
     engine = make_engine(settings.resolved_database_url)
     try:
-        bootstrap(
-            AppState(
-                settings=settings,
-                session_factory=make_session_factory(engine),
-                kv=LocalKV(),
-                signing_key=load_signing_key(settings),
-                clock=utcnow,
-                holdout_pools=HoldoutPools(settings.assets_dir),
-            )
-        )
+        bootstrap(settings, make_session_factory(engine), load_signing_key(settings))
     finally:
         engine.dispose()
 
@@ -242,19 +210,26 @@ def create_app(
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url, pool_size=settings.max_concurrent_requests)
+    session_factory = make_session_factory(engine)
     state = AppState(
         settings=settings,
-        session_factory=make_session_factory(engine),
+        session_factory=session_factory,
         kv=kv if kv is not None else make_kv(settings.redis_url),
         signing_key=load_signing_key(settings),
         clock=clock,
         holdout_pools=HoldoutPools(settings.assets_dir),
+        metrics=Metrics(session_factory, engine),
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        bootstrap(state)
-        reaper = Reaper(state)
+        bootstrap(settings, state.session_factory, state.signing_key)
+        reaper = Reaper(
+            state.session_factory,
+            clock=state.clock,
+            interval_s=settings.reaper_interval_s,
+            on_expired=state.metrics.leases_expired,
+        )
         if run_reaper:
             reaper.start()
         try:
@@ -269,6 +244,7 @@ def create_app(
     app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
     # Outermost: a request waiting for admission holds nothing, not even its body.
     app.add_middleware(AdmissionControl, limit=settings.max_concurrent_requests, wait_s=settings.admission_wait_s)
+    app.add_middleware(RequestTimer, metrics=state.metrics)  # outermost: shed requests are timed too
 
     @app.exception_handler(DomainError)
     async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
@@ -301,4 +277,10 @@ def create_app(
     for router in (workers.router, leases.router, tracks.router, events.router):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(web.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        """Prometheus exposition (coordinator/metrics.py)."""
+        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     return app

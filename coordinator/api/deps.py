@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from coordinator.config import Settings
 from coordinator.errors import DomainError
 from coordinator.kv import KeyValue, window_reset_s
+from coordinator.metrics import Metrics
 from coordinator.models import Worker
 from coordinator.services.holdout import HoldoutPools
 from coordinator.services.workers import authenticate
@@ -29,6 +30,7 @@ class AppState:
     signing_key: SigningKey
     clock: Callable[[], datetime]
     holdout_pools: HoldoutPools
+    metrics: Metrics
 
 
 def get_state(request: Request) -> AppState:

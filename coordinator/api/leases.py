@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import APIRouter, Response, status
 
 from coordinator.api.deps import CurrentWorker, NowDep, SessionDep, StateDep, WriterWorker
 from coordinator.errors import DomainError
+from coordinator.metrics import COMPLETED, ISSUED, RELEASED, Metrics
 from coordinator.models import Lease as LeaseRow
 from coordinator.models import Track
+from coordinator.models import Variant as VariantRow
 from coordinator.services import leases as lease_service
 from coordinator.services.holdout import has_holdout, holdout_secret, holdout_windows
 from coordinator.services.results import submit_result
@@ -49,12 +53,15 @@ def _lease_out(lease: LeaseRow, track: Track, *, heartbeat_interval_s: float) ->
 @router.post("")
 def request_lease(body: LeaseRequest, worker: WriterWorker, session: SessionDep, state: StateDep, now: NowDep) -> LeaseResponse:
     settings = state.settings
+    expired = lease_service.expire_overdue(session, now=now)  # their work is owed again
     lease = lease_service.assign_lease(
         session, worker, track_id=body.track_id, now=now, slack_s=settings.lease_slack_s
     )
     session.commit()
+    state.metrics.leases_expired(expired)
     if lease is None:
         return LeaseResponse(lease=None, retry_after_s=settings.no_work_retry_after_s)
+    state.metrics.leases.labels(lease.kind, ISSUED).inc()
     track = get_track(session, lease.track_id)
     state.kv.publish(track.id, {"type": "lease", "kind": lease.kind, "worker": worker.name})
     return LeaseResponse(lease=_lease_out(lease, track, heartbeat_interval_s=settings.heartbeat_interval_s))
@@ -92,10 +99,15 @@ def heartbeat(
 
 
 @router.post("/{lease_id}/release", status_code=status.HTTP_204_NO_CONTENT)
-def release(lease_id: str, body: ReleaseRequest, worker: WriterWorker, session: SessionDep, now: NowDep) -> Response:
+def release(
+    lease_id: str, body: ReleaseRequest, worker: WriterWorker, session: SessionDep, state: StateDep, now: NowDep
+) -> Response:
     lease = lease_service.get_owned_lease(session, lease_id, worker, for_update=True)
+    already = lease.state == lease_service.RELEASED
     lease_service.release(session, lease, reason=body.reason, now=now)
     session.commit()
+    if not already:
+        state.metrics.leases.labels(lease.kind, RELEASED).inc()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -105,6 +117,8 @@ def result(
 ) -> ResultResponse:
     outcome = submit_result(session, worker, lease_id, body, now=now, key=state.signing_key)
     session.commit()
+    if not outcome.duplicate:
+        _count_result(state.metrics, body.payload.kind.value, outcome.run.status, outcome.variant, now=now)
     if outcome.policy_violations is not None and not outcome.duplicate:
         # Recorded as rejected (so the lease is not re-issued), then refused to the sender.
         raise DomainError(ErrorCode.policy_violation, outcome.policy_violations)
@@ -121,3 +135,11 @@ def result(
         variant_status=VariantStatus(outcome.variant.status),
         message=outcome.message,
     )
+
+
+def _count_result(metrics: Metrics, kind: str, status: str, variant: VariantRow, *, now: datetime) -> None:
+    metrics.leases.labels(kind, COMPLETED).inc()
+    metrics.results.labels(kind, status).inc()
+    promoted_now = variant.status == VariantStatus.verified.value and variant.verified_at == now
+    if kind == LeaseKind.verify.value and promoted_now:
+        metrics.promotions.labels(variant.track_id).inc()

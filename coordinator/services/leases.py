@@ -8,6 +8,7 @@ the reaper idempotent and safe to run on any replica at any time.
 
 from __future__ import annotations
 
+import collections
 import logging
 import secrets
 import uuid
@@ -106,10 +107,13 @@ def _eligible_tracks(session: Session, worker: Worker, track_id: str | None) -> 
 def assign_lease(
     session: Session, worker: Worker, *, track_id: str | None, now: datetime, slack_s: float
 ) -> Lease | None:
-    """Pick the most useful work for `worker`: calibration, then verification, then exploration."""
+    """Pick the most useful work for `worker`: calibration, then verification, then exploration.
+
+    Leases past their deadline still count as pending here until `expire_overdue` marks them;
+    callers run it first.
+    """
     if worker.quarantined:
         raise DomainError(ErrorCode.worker_quarantined, "this worker is quarantined after repeated invalid results")
-    expire_overdue(session, now=now)
     for track in _eligible_tracks(session, worker, track_id):
         choice: tuple[LeaseKind, Variant] | None = None
         if (head := _needs_calibration(session, track)) is not None:
@@ -185,16 +189,18 @@ def release(session: Session, lease: Lease, *, reason: str, now: datetime) -> No
     session.flush()
 
 
-def expire_overdue(session: Session, *, now: datetime) -> int:
-    """Mark active leases past their deadline as expired. Returns how many; 0 if already done."""
-    result = session.execute(
-        update(Lease)
-        .where(Lease.state == ACTIVE, Lease.deadline < now)
-        .values(state=EXPIRED, finished_at=now)
-        .execution_options(synchronize_session=False)
+def expire_overdue(session: Session, *, now: datetime) -> dict[str, int]:
+    """Mark active leases past their deadline as expired. Returns how many of each kind; none if
+    already done (idempotent: any replica may run it at any time)."""
+    kinds = list(
+        session.scalars(
+            update(Lease)
+            .where(Lease.state == ACTIVE, Lease.deadline < now)
+            .values(state=EXPIRED, finished_at=now)
+            .returning(Lease.kind)
+            .execution_options(synchronize_session=False)
+        )
     )
-    count = int(result.rowcount or 0)  # type: ignore[attr-defined]
-    if count:
-        log.info("expired %d overdue lease(s); their work goes back to the queue", count)
-    return count
-
+    if kinds:
+        log.info("expired %d overdue lease(s); their work goes back to the queue", len(kinds))
+    return dict(collections.Counter(kinds))

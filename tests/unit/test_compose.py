@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,8 @@ import yaml
 
 from coordinator.config import Settings
 
-COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +20,9 @@ def compose() -> dict:
 
 
 def test_compose_has_the_services_of_the_design(compose: dict) -> None:
-    assert set(compose["services"]) == {"postgres", "redis", "migrate", "coordinator", "worker"}
+    assert set(compose["services"]) == {
+        "postgres", "redis", "migrate", "coordinator", "worker", "prometheus", "grafana"
+    }  # fmt: skip
 
 
 def test_the_coordinator_serves_only_after_migrations_and_healthy_stores(compose: dict) -> None:
@@ -35,7 +39,7 @@ def test_the_coordinator_serves_only_after_migrations_and_healthy_stores(compose
 
 
 def test_every_long_running_service_has_a_healthcheck(compose: dict) -> None:
-    for name in ("postgres", "redis", "coordinator"):
+    for name in ("postgres", "redis", "coordinator", "prometheus", "grafana"):
         assert compose["services"][name]["healthcheck"]["test"], name
     assert compose["services"]["coordinator"]["healthcheck"]["test"][-1].endswith("/v1/info")
 
@@ -71,3 +75,25 @@ def test_the_gpu_worker_reserves_a_gpu_and_is_opt_in(compose: dict) -> None:
     assert worker["profiles"] == ["gpu"]
     devices = worker["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["capabilities"] == ["gpu"]
+
+
+def test_monitoring_is_opt_in_and_scrapes_the_coordinators_metrics(compose: dict) -> None:
+    services = compose["services"]
+    assert services["prometheus"]["profiles"] == ["monitoring"] == services["grafana"]["profiles"]
+    assert "./monitoring/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in services["prometheus"]["volumes"]
+    job = yaml.safe_load((ROOT / "monitoring/prometheus.yml").read_text())["scrape_configs"][0]
+    assert job["metrics_path"] == "/metrics"
+    assert job["static_configs"][0]["targets"] == ["coordinator:8000"]
+    for volume in services["grafana"]["volumes"]:
+        assert (ROOT / volume.split(":")[0]).is_dir(), volume
+
+
+def test_the_dashboard_charts_every_metric_the_coordinator_exports() -> None:
+    from tests.api.test_metrics import EXPORTED
+
+    dashboard = json.loads((ROOT / "monitoring/grafana/dashboards/coordinator.json").read_text())
+    datasource = yaml.safe_load((ROOT / "monitoring/grafana/provisioning/datasources/prometheus.yml").read_text())
+    expressions = " ".join(target["expr"] for panel in dashboard["panels"] for target in panel["targets"])
+    assert {name for name in EXPORTED if name.split("_total")[0] in expressions} == set(EXPORTED)
+    uids = {panel["datasource"]["uid"] for panel in dashboard["panels"]}
+    assert uids == {datasource["datasources"][0]["uid"]}

@@ -1,0 +1,58 @@
+"""The lease reaper: a periodic pass that expires overdue leases, so their work is handed out again.
+
+Each pass is one idempotent UPDATE (`leases.expire_overdue`): running it on every replica, twice,
+or late changes nothing but when the work goes back. A failed pass (the database away for a
+moment) is logged and retried at the next interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from coordinator.services.leases import expire_overdue
+
+log = logging.getLogger(__name__)
+
+
+def reap(session_factory: sessionmaker[Session], *, now: datetime) -> dict[str, int]:
+    """One pass: expire what is overdue and commit. Returns the expired leases by kind."""
+    with session_factory() as session:
+        expired = expire_overdue(session, now=now)
+        session.commit()
+    return expired
+
+
+class Reaper:
+    """Runs `reap` every `interval_s` on a thread of its own until stopped."""
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        *,
+        clock: Callable[[], datetime],
+        interval_s: float,
+        on_expired: Callable[[dict[str, int]], None] = lambda _kinds: None,
+    ) -> None:
+        self._session_factory, self._clock, self._interval_s = session_factory, clock, interval_s
+        self._on_expired = on_expired
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="lease-reaper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self._on_expired(reap(self._session_factory, now=self._clock()))
+            except Exception:  # a passing database error must not kill the reaper
+                log.exception("lease reaper pass failed; retrying next interval")
