@@ -9,14 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import math
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import redis
 import redis.asyncio
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class KeyValue(Protocol):
@@ -110,44 +114,89 @@ class LocalKV:
 
 
 class RedisKV:
-    def __init__(self, url: str, *, prefix: str = "arn:") -> None:
+    """The Redis roles for replicas that share one Redis.
+
+    Redis is a helper, not a store of record: when it is unreachable, the coordinator keeps
+    leasing and accepting results. Rate limits let requests through (fail open), presence and
+    events are dropped, and event streams send keep-alives and subscribe again. The outage is
+    logged once, and its end once; while it lasts, Redis is tried again every `retry_s`, so a
+    request pays a failed call's timeout at most that often.
+    """
+
+    def __init__(self, url: str, *, prefix: str = "arn:", retry_s: float = 5.0) -> None:
         self._url = url
-        self._redis = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5)
+        self._redis = redis.Redis.from_url(
+            url, decode_responses=True, socket_timeout=2, socket_connect_timeout=1
+        )
         self._prefix = prefix
+        self._retry_s = retry_s
+        self._retry_at = 0.0  # monotonic time before which Redis is not tried (during an outage)
+        self._down = False
+
+    def _call(self, what: str, call: Callable[[], T], fallback: T) -> T:
+        if self._down and time.monotonic() < self._retry_at:
+            return fallback
+        try:
+            result = call()
+        except redis.RedisError as exc:
+            if not self._down:
+                log.warning(
+                    "Redis is unreachable (%s: %s); leasing and results go on, rate limits let requests "
+                    "through and live events pause until it is back", what, exc,
+                )
+            self._down, self._retry_at = True, time.monotonic() + self._retry_s
+            return fallback
+        if self._down:
+            log.warning("Redis is reachable again; rate limits and live events resume")
+            self._down = False
+        return result
 
     def hit(self, key: str, *, limit: int, window_s: int) -> bool:
         bucket = f"{self._prefix}rate:{key}:{int(time.time() // window_s)}"
-        pipe = self._redis.pipeline()
-        pipe.incr(bucket)
-        pipe.expire(bucket, window_s * 2)
-        count, _ = pipe.execute()
-        return int(count) <= limit
+
+        def count() -> int:
+            pipe = self._redis.pipeline()
+            pipe.incr(bucket)
+            pipe.expire(bucket, window_s * 2)
+            hits, _ = pipe.execute()
+            return int(hits)
+
+        return self._call("rate limit", count, fallback=0) <= limit
 
     def touch(self, key: str, *, ttl_s: int) -> None:
-        self._redis.set(f"{self._prefix}seen:{key}", repr(time.time()), ex=ttl_s)
+        self._call("presence", lambda: self._redis.set(f"{self._prefix}seen:{key}", repr(time.time()), ex=ttl_s), None)
 
     def last_seen(self, key: str) -> float | None:
-        value = self._redis.get(f"{self._prefix}seen:{key}")
+        value = self._call("presence", lambda: self._redis.get(f"{self._prefix}seen:{key}"), None)
         return float(value) if value is not None else None
 
     def publish(self, channel: str, event: dict[str, Any]) -> None:
-        self._redis.publish(f"{self._prefix}events:{channel}", json.dumps(event))
+        self._call("events", lambda: self._redis.publish(f"{self._prefix}events:{channel}", json.dumps(event)), None)
 
     async def listen(self, channel: str, *, timeout_s: float) -> AsyncIterator[dict[str, Any] | None]:
-        # A subscription holds a connection of its own, on the stream's event loop.
-        client = redis.asyncio.Redis.from_url(self._url, decode_responses=True)
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(f"{self._prefix}events:{channel}")
-            while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout_s)
-                yield json.loads(message["data"]) if message else None
-        finally:
-            await pubsub.aclose()
-            await client.aclose()
+        while True:
+            # A subscription holds a connection of its own, on the stream's event loop.
+            client = redis.asyncio.Redis.from_url(self._url, decode_responses=True, socket_connect_timeout=1)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(f"{self._prefix}events:{channel}")
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout_s)
+                    yield json.loads(message["data"]) if message else None
+            except (redis.RedisError, OSError):
+                pass  # Redis went away: keep the page's stream alive and subscribe again
+            finally:
+                with contextlib.suppress(redis.RedisError, OSError):
+                    await pubsub.aclose()
+                    await client.aclose()
+            yield None
+            await asyncio.sleep(timeout_s)
 
     def ping(self) -> bool:
-        return bool(self._redis.ping())
+        try:
+            return bool(self._redis.ping())
+        except redis.RedisError:
+            return False
 
 
 def make_kv(redis_url: str | None) -> KeyValue:

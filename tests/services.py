@@ -7,6 +7,8 @@ need it are skipped with the reason, so a laptop without PostgreSQL still runs t
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 
 import pytest
 
@@ -43,3 +45,41 @@ def require_redis() -> str:
     except Exception as exc:
         _unavailable("Redis", REDIS_URL, exc)
     return REDIS_URL
+
+
+class RedisProcess:
+    """A private `redis-server` on a free port, for tests that stop and restart Redis (the shared
+    one at ARN_TEST_REDIS_URL must stay up for the rest of the suite)."""
+
+    def __init__(self) -> None:
+        import shutil
+        import socket
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            _unavailable("redis-server", "PATH", FileNotFoundError("redis-server is not installed"))
+        self._binary = str(binary)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        import redis
+
+        argv = [self._binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self._process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis.from_url(self.url, socket_timeout=1).ping()
+                return
+            except redis.RedisError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server on port {self.port} did not start")
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()

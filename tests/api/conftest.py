@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from coordinator.config import Settings
-from coordinator.kv import LocalKV
+from coordinator.kv import KeyValue, LocalKV
 from coordinator.main import create_app
 from coordinator.services.tracks import TrackParams, create_track
 from shared.data_format import write_tokens
@@ -144,14 +144,20 @@ def holdout_pool() -> np.ndarray | None:
 
 
 @pytest.fixture
+def kv() -> KeyValue:
+    """The coordinator's Redis roles: the in-process stand-in unless a test module overrides it."""
+    return LocalKV()
+
+
+@pytest.fixture
 def coordinator(
-    database_url: str, tmp_path: Path, track_params: TrackParams, holdout_pool: np.ndarray | None
+    database_url: str, tmp_path: Path, track_params: TrackParams, holdout_pool: np.ndarray | None, kv: KeyValue
 ) -> Iterator[Coordinator]:
     settings = Settings(
         data_dir=tmp_path / "data", database_url=database_url, create_builtin_tracks=False, lease_slack_s=60.0,
     )
     clock = FakeClock()
-    app = create_app(settings, kv=LocalKV(), clock=clock, run_reaper=False)
+    app = create_app(settings, kv=kv, clock=clock, run_reaper=False)
     with TestClient(app) as client:
         state = app.state.arn
         settings.assets_dir.mkdir(parents=True, exist_ok=True)

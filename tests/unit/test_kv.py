@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from coordinator.kv import KeyValue, LocalKV, RedisKV
-from tests.services import require_redis
+from tests.services import RedisProcess, require_redis
 
 
 @pytest.fixture(params=["local", pytest.param("redis", marks=pytest.mark.redis)])
@@ -69,3 +70,59 @@ def test_a_closed_stream_stops_listening(kv: KeyValue) -> None:
 
     asyncio.run(scenario())
     kv.publish("track-b", {"type": "result"})  # nobody is left to deliver to, and nothing breaks
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisProcess]:
+    server = RedisProcess()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_with_redis_down_limits_let_requests_through_and_nothing_raises(private_redis: RedisProcess) -> None:
+    kv = RedisKV(private_redis.url, retry_s=60)
+    private_redis.stop()
+
+    assert [kv.hit("worker:w1", limit=1, window_s=60) for _ in range(3)] == [True, True, True]  # fail open
+    kv.touch("w1", ttl_s=60)
+    kv.publish("track-a", {"type": "result"})
+    assert kv.last_seen("w1") is None
+    assert kv.ping() is False
+
+
+def test_after_redis_comes_back_its_roles_resume(private_redis: RedisProcess) -> None:
+    kv = RedisKV(private_redis.url, retry_s=0.2)
+    assert kv.hit("worker:w1", limit=1, window_s=60) is True
+    private_redis.stop()
+    assert kv.hit("worker:w1", limit=1, window_s=60) is True  # down: let through
+    private_redis.start()  # an empty Redis, as after a restart without persistence
+    time.sleep(0.3)  # the outage's retry interval
+
+    assert [kv.hit("worker:w1", limit=1, window_s=60) for _ in range(2)] == [True, False]
+    kv.touch("w1", ttl_s=60)
+    assert kv.last_seen("w1") is not None
+
+
+def test_an_event_stream_survives_a_redis_restart(private_redis: RedisProcess) -> None:
+    kv = RedisKV(private_redis.url)
+
+    async def scenario() -> dict | None:
+        stream = kv.listen("track-a", timeout_s=0.1)
+        try:
+            assert await anext(stream) is None  # subscribed
+            private_redis.stop()
+            assert await anext(stream) is None  # a keep-alive while Redis is away
+            private_redis.start()
+            for _ in range(100):  # it subscribes again, then gets what is published
+                kv.publish("track-a", {"type": "result", "status": "verified"})
+                event = await anext(stream)
+                if event is not None:
+                    return event
+            return None
+        finally:
+            await stream.aclose()
+
+    assert asyncio.run(scenario()) == {"type": "result", "status": "verified"}
