@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy
 
-from tests.services import require_postgres
+from tests.services import fresh_postgres_schema
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -20,17 +18,5 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         upgrade(url)
         yield url
         return
-    base = require_postgres()
-    schema = f"arn_test_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(sqlalchemy.text(f'create schema "{schema}"'))
-    separator = "&" if "?" in base else "?"
-    url = f"{base}{separator}options=-csearch_path%3D{schema}"
-    try:
-        upgrade(url)
+    with fresh_postgres_schema() as url:
         yield url
-    finally:
-        with admin.begin() as connection:
-            connection.execute(sqlalchemy.text(f'drop schema "{schema}" cascade'))
-        admin.dispose()

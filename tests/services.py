@@ -6,9 +6,12 @@ need it are skipped with the reason, so a laptop without PostgreSQL still runs t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
+import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -83,3 +86,26 @@ class RedisProcess:
         if self._process is not None and self._process.poll() is None:
             self._process.kill()
             self._process.wait()
+
+
+@contextlib.contextmanager
+def fresh_postgres_schema() -> Iterator[str]:
+    """A private, migrated schema in the real PostgreSQL, dropped afterwards: its URL."""
+    import sqlalchemy
+
+    from coordinator.migrate import upgrade
+
+    base = require_postgres()
+    schema = f"arn_test_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(sqlalchemy.text(f'create schema "{schema}"'))
+    separator = "&" if "?" in base else "?"
+    url = f"{base}{separator}options=-csearch_path%3D{schema}"
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sqlalchemy.text(f'drop schema "{schema}" cascade'))
+        admin.dispose()
