@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from shared.run_codes import CODE_PATTERN, MAX_BPB, MAX_COUNT, MAX_SECONDS, Layer
 
@@ -212,14 +212,7 @@ class AgentUsage(_Model):
     attempts: int = Field(default=1, ge=0, le=10_000)
 
 
-_LAYERS = frozenset(layer.value for layer in Layer)
 _ENV_SCALARS = (str, bool, int, float, type(None))
-
-
-def _check_layer(value: str | None) -> str | None:
-    if value is not None and value not in _LAYERS:
-        raise ValueError(f"unknown layer {value!r}; one of: {', '.join(sorted(_LAYERS))}")
-    return value
 
 
 def _check_env_scalar(value: Any, where: str) -> None:
@@ -227,10 +220,39 @@ def _check_env_scalar(value: Any, where: str) -> None:
         raise ValueError(f"{where}: {type(value).__name__} is not a JSON scalar")
     if isinstance(value, str) and len(value) > MAX_ENV_TEXT_CHARS:
         raise ValueError(f"{where}: text over {MAX_ENV_TEXT_CHARS} characters")
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_COUNT:
-        raise ValueError(f"{where}: integer beyond +-{MAX_COUNT}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{where}: not a finite number")
+    if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > MAX_COUNT:
+        raise ValueError(f"{where}: number beyond +-{MAX_COUNT}")
+
+
+_ENV_SCALAR_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "maxLength": MAX_ENV_TEXT_CHARS},
+        {"type": "number", "minimum": -MAX_COUNT, "maximum": MAX_COUNT},
+        {"type": "boolean"},
+        {"type": "null"},
+    ]
+}
+_ENV_KEY_SCHEMA = {"maxLength": MAX_ENV_KEY_CHARS}
+# What `_check_env` accepts, said in the schema, so that a client can tell from it alone.
+ENV_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "maxProperties": MAX_ENV_KEYS,
+    "propertyNames": _ENV_KEY_SCHEMA,
+    "additionalProperties": {
+        "anyOf": [
+            _ENV_SCALAR_SCHEMA,
+            {"type": "array", "maxItems": MAX_ENV_ITEMS, "items": _ENV_SCALAR_SCHEMA},
+            {
+                "type": "object",
+                "maxProperties": MAX_ENV_ITEMS,
+                "propertyNames": _ENV_KEY_SCHEMA,
+                "additionalProperties": _ENV_SCALAR_SCHEMA,
+            },
+        ]
+    },
+}
 
 
 def _check_env(env: dict[str, Any]) -> dict[str, Any]:
@@ -264,14 +286,16 @@ class RunPayload(_Model):
     parent_hash: str | None = Field(default=None, max_length=64)  # explore only
     source: str | None = Field(default=None, max_length=MAX_SOURCE_BYTES)  # explore only
     hypothesis: str | None = Field(default=None, max_length=500)  # explore only
-    seed: int = Field(ge=0, le=2**63 - 1)
+    seed: int = Field(ge=0, le=MAX_COUNT)  # leases draw 31 bits; any bound must be exact in a JSON number
     status: RunStatus
     # Where a run that did not score was stopped, and why, in shared.run_codes' words.
-    layer: Annotated[str | None, AfterValidator(_check_layer)] = Field(default=None, max_length=16)
+    layer: Layer | None = None
     code: str | None = Field(default=None, pattern=CODE_PATTERN)
     reason: str | None = Field(default=None, max_length=2000)
     metrics: RunMetrics = Field(default_factory=RunMetrics)
-    env: Annotated[dict[str, Any], AfterValidator(_check_env)] = Field(default_factory=dict)
+    env: Annotated[dict[str, Any], AfterValidator(_check_env), WithJsonSchema(ENV_SCHEMA)] = Field(
+        default_factory=dict
+    )
     agent: AgentUsage | None = None
     finished_at: datetime
 

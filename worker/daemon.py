@@ -51,7 +51,7 @@ from shared.protocol import (
     RunStatus,
     signed_fields,
 )
-from shared.run_codes import MAX_BPB, MAX_SECONDS
+from shared.run_codes import MAX_BPB, MAX_SECONDS, Layer
 from shared.signing import SigningKey
 from shared.track_spec import TrackSpec
 from worker import __version__
@@ -479,7 +479,7 @@ class Daemon:
             hypothesis=proposal.hypothesis if proposal is not None else None,
             seed=lease.seed,
             status=RunStatus(result.status),
-            layer=result.layer,
+            layer=Layer(result.layer) if result.layer is not None else None,
             code=result.code,
             # The reason as the execution vouches for it: never text the variant's process chose.
             reason=result.public_reason[:2000] if result.public_reason else None,

@@ -63,7 +63,7 @@ def research_log(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[
-        str | None, Query(max_length=64, description="The next_cursor of the previous page.")
+        str | None, Query(pattern=views.CURSOR_PATTERN, description="The next_cursor of the previous page.")
     ] = None,
     status: Annotated[VariantStatus | None, Query(description="Only experiments with this outcome.")] = None,
     lineage: Annotated[

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from coordinator.errors import DomainError
 from coordinator.models import Run, Track, Variant
 from coordinator.services.tracks import track_spec, variant_counts
 from coordinator.services.variants import lineage
 from shared.hashing import short_hash
 from shared.protocol import (
     CompactLogEntry,
-    ErrorCode,
     Leaderboard,
     LeaderboardEntry,
     LeaseKind,
@@ -99,21 +95,12 @@ def leaderboard(session: Session, track: Track, *, limit: int = 100) -> Leaderbo
 
 
 def _encode_cursor(variant: Variant) -> str:
-    return base64.urlsafe_b64encode(str(variant.id).encode()).decode()
+    return str(variant.id)
 
 
-_CURSOR_MAX_ID = 2**63 - 1  # BIGINT: a larger id could not come from this coordinator
-
-
-def _decode_cursor(cursor: str) -> int:
-    """The variant id a cursor carries; a cursor this coordinator did not hand out is a 400."""
-    try:
-        variant_id = int(base64.urlsafe_b64decode(cursor.encode("ascii")).decode("ascii"), 10)
-    except (ValueError, UnicodeError, binascii.Error):
-        variant_id = 0
-    if not 0 < variant_id <= _CURSOR_MAX_ID:
-        raise DomainError(ErrorCode.bad_request, "malformed cursor: pass back a next_cursor this log returned")
-    return variant_id
+# A cursor is the last id of the page before, in decimal: every string the pattern admits is a
+# position this log can page from (ids are positive INTEGERs: nine digits stay inside that type).
+CURSOR_PATTERN = r"^[1-9][0-9]{0,8}$"
 
 
 def research_log(
@@ -140,7 +127,7 @@ def research_log(
     if since is not None:
         query = query.where(Variant.created_at >= since)
     if cursor is not None:
-        query = query.where(Variant.id < _decode_cursor(cursor))
+        query = query.where(Variant.id < int(cursor))
     rows = list(session.scalars(query.order_by(Variant.id.desc()).limit(limit + 1)))
     page, more = rows[:limit], len(rows) > limit
     next_cursor = _encode_cursor(page[-1]) if more and page else None

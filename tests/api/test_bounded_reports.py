@@ -14,6 +14,7 @@ from coordinator.api import leases as leases_api
 from coordinator.api import tracks as tracks_api
 from coordinator.models import Run
 from shared.protocol import MAX_COUNT
+from shared.run_codes import Layer
 from tests.api.conftest import TRACK, Coordinator, Worker
 
 
@@ -99,7 +100,7 @@ def test_layer_and_code_are_stored_and_shown_with_the_run(coordinator: Coordinat
     alice = make_worker("a1", "alice")
     lease = alice.lease()
     payload = alice.report(lease, val_bpb=None, status="crashed").model_copy(
-        update={"layer": "sandbox", "code": "out_of_memory"}
+        update={"layer": Layer.sandbox, "code": "out_of_memory"}
     )
     assert alice.submit(payload).status_code == 200
     runs = coordinator.client.get(f"/v1/tracks/{TRACK}/head").json()["runs"]
@@ -114,8 +115,8 @@ def test_an_unknown_layer_is_a_422(coordinator: Coordinator, make_worker) -> Non
     response = alice.post(f"/v1/leases/{lease['id']}/result", {"payload": payload, "signature": alice.key.sign(payload)})
     assert (response.status_code, response.json()["code"]) == (422, "bad_request")
     assert response.json()["message"] == (
-        "the request body or parameters are invalid: payload.layer: Value error, unknown layer 'kernel';"
-        " one of: budget, guard, harness, policy, probe, report, sandbox"
+        "the request body or parameters are invalid: payload.layer: Input should be 'policy', 'guard',"
+        " 'sandbox', 'budget', 'probe', 'report' or 'harness'"
     )
 
 
