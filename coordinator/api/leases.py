@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from fastapi import APIRouter, Response, status
@@ -30,6 +31,7 @@ from shared.protocol import (
     VariantStatus,
 )
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/leases", tags=["leases"])
 
 
@@ -62,6 +64,7 @@ def request_lease(body: LeaseRequest, worker: WriterWorker, session: SessionDep,
     if lease is None:
         return LeaseResponse(lease=None, retry_after_s=settings.no_work_retry_after_s)
     state.metrics.leases.labels(lease.kind, ISSUED).inc()
+    log.info("lease %s: %s of %s on %s to worker %s", lease.id, lease.kind, lease.variant.hash[:12], lease.track_id, worker.id)
     track = get_track(session, lease.track_id)
     state.kv.publish(track.id, {"type": "lease", "kind": lease.kind, "worker": worker.name})
     return LeaseResponse(lease=_lease_out(lease, track, heartbeat_interval_s=settings.heartbeat_interval_s))
@@ -108,6 +111,7 @@ def release(
     session.commit()
     if not already:
         state.metrics.leases.labels(lease.kind, RELEASED).inc()
+        log.info("lease %s: released by worker %s: %s", lease.id, worker.id, body.reason)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -119,6 +123,10 @@ def result(
     session.commit()
     if not outcome.duplicate:
         _count_result(state.metrics, body.payload.kind.value, outcome.run.status, outcome.variant, now=now)
+        log.info(
+            "lease %s: result %s from worker %s; variant %s is %s",
+            lease_id, outcome.run.status, worker.id, outcome.variant.hash[:12], outcome.variant.status,
+        )  # fmt: skip
     if outcome.policy_violations is not None and not outcome.duplicate:
         # Recorded as rejected (so the lease is not re-issued), then refused to the sender.
         raise DomainError(ErrorCode.policy_violation, outcome.policy_violations)

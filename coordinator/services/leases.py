@@ -192,15 +192,14 @@ def release(session: Session, lease: Lease, *, reason: str, now: datetime) -> No
 def expire_overdue(session: Session, *, now: datetime) -> dict[str, int]:
     """Mark active leases past their deadline as expired. Returns how many of each kind; none if
     already done (idempotent: any replica may run it at any time)."""
-    kinds = list(
-        session.scalars(
-            update(Lease)
-            .where(Lease.state == ACTIVE, Lease.deadline < now)
-            .values(state=EXPIRED, finished_at=now)
-            .returning(Lease.kind)
-            .execution_options(synchronize_session=False)
-        )
-    )
-    if kinds:
-        log.info("expired %d overdue lease(s); their work goes back to the queue", len(kinds))
+    expired = session.execute(
+        update(Lease)
+        .where(Lease.state == ACTIVE, Lease.deadline < now)
+        .values(state=EXPIRED, finished_at=now)
+        .returning(Lease.id, Lease.kind, Lease.worker_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    for lease_id, kind, worker_id in expired:
+        log.info("lease %s: %s by worker %s expired; its work goes back to the queue", lease_id, kind, worker_id)
+    kinds = [kind for _id, kind, _worker in expired]
     return dict(collections.Counter(kinds))

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import logging
+
+import pytest
 from sqlalchemy import select
 
 from coordinator.models import Lease
@@ -177,3 +180,22 @@ def test_a_crashed_verify_run_is_reissued_and_only_repeated_crashes_reject(coord
     assert carol.run(verify, None, status="crashed")["variant_status"] == "rejected"  # type: ignore[arg-type]
     detail = coordinator.client.get(f"/v1/variants/{claim['variant_hash']}?track_id={TRACK}").json()
     assert detail["reason"].startswith("not reproduced: 2 verify runs failed")
+
+
+def test_lease_events_are_logged_with_the_lease_and_worker_ids(
+    coordinator: Coordinator, make_worker, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="coordinator")
+    alice, bob = make_worker("a1", "alice"), make_worker("b1", "bob")
+    done = alice.lease()
+    alice.run(done, 1.0)
+    quiet = alice.lease()
+    coordinator.clock.advance(600)
+    bob.lease()
+
+    def lines(lease_id: str) -> list[str]:
+        return [record.getMessage() for record in caplog.records if lease_id in record.getMessage()]
+
+    assert any(f"to worker {alice.worker_id}" in line for line in lines(done["id"]))
+    assert any(f"result ok from worker {alice.worker_id}" in line for line in lines(done["id"]))
+    assert any(f"by worker {alice.worker_id} expired" in line for line in lines(quiet["id"]))

@@ -32,6 +32,7 @@ from tests.api.conftest import (  # noqa: F401  (fixtures, by name)
     calibrate,
     coordinator,
     holdout_pool,
+    kv,
     make_worker,
     track_params,
 )

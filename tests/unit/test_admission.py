@@ -8,7 +8,7 @@ import httpx
 from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
-from coordinator.main import AdmissionControl
+from coordinator.middleware import AdmissionControl
 
 
 def test_a_request_beyond_the_limit_is_shed_with_503_and_admitted_once_a_slot_frees() -> None:
