@@ -65,7 +65,7 @@ from worker.display import Display, ResultRow
 from worker.execution import Outcome, Progress, RunRequest
 from worker.identity import CoordinatorState, IdentityError, WorkerHome
 from worker.lease_keeper import LeaseKeeper
-from worker.outbox import DeliveryReport, Outbox
+from worker.outbox import DeliveryReport, Outbox, OutboxError
 from worker.stop import StopSignal
 from worker.variant_check import VariantRefused, check_variant
 
@@ -495,7 +495,11 @@ class Daemon:
             finished_at=datetime.now(UTC),
         )
         request = ResultRequest(payload=payload, signature=self._key.sign(signed_fields(payload)))
-        self.outbox.put(lease.id, request)
+        try:
+            self.outbox.put(lease.id, request)
+        except OutboxError as exc:
+            self._send_unsaved(lease.id, request, exc)
+            return
         self.counters.completed += 1
         if payload.status is RunStatus.ok:
             self.counters.ok += 1
@@ -533,6 +537,23 @@ class Daemon:
             if refused_id == lease_id:
                 return f"refused ({error.code})"
         return "queued in the outbox"
+
+    def _send_unsaved(self, lease_id: str, request: ResultRequest, error: OutboxError) -> None:
+        """The outbox could not keep a result (a full disk): send it once without a copy, then stop.
+
+        Nothing on disk is half-written. If this send fails too, the result is lost, but nothing
+        wrong is counted: the lease expires and its work is handed out again.
+        """
+        self.display.warning(
+            f"the result of lease {lease_id[:8]} could not be saved ({error}); sending it without a copy"
+            " on disk, then stopping: free some disk space and start the worker again"
+        )
+        try:
+            self.client.call(lambda: self.client.submit_result(lease_id, request))
+            self.counters.delivered += 1
+        except ClientError as exc:
+            self.display.warning(f"it was not delivered either ({exc}); the lease will be handed out again")
+        self.stop.request()
 
     def _deliver(self, *, quiet: bool, forever: bool = False) -> DeliveryReport:
         assert self._state is not None

@@ -4,7 +4,9 @@ Lifecycle of one result, by lease id:
 
 1. `put` writes the signed ResultRequest to outbox/<lease_id>.json atomically (tmp file, fsync,
    rename, fsync of the folder) BEFORE the first attempt to send it. A crash at any later moment
-   leaves either the complete file or nothing: never half a report.
+   leaves either the complete file or nothing: never half a report. A write that fails (a full
+   disk) removes its temporary file and raises OutboxError; the daemon then sends that one result
+   without a copy and stops, asking for disk space.
 2. `deliver_all` sends every pending file. A 2xx answer, including `duplicate=true`, means the
    coordinator holds the report, and `ack` deletes the file.
 3. Transient failures (transport errors, 5xx, 408, 429) leave the file where it is, to be sent
@@ -24,6 +26,7 @@ our `ack` costs one extra request, not a double count.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -74,12 +77,19 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
+    """Write all of `data` to `path` or nothing: a failed write (a full disk) leaves no partial file
+    and raises OutboxError saying why."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise OutboxError(f"cannot save {path.name} in {path.parent}: {exc.strerror or exc}") from exc
     _fsync_dir(path.parent)
 
 

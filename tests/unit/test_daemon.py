@@ -393,6 +393,28 @@ def test_a_first_stop_request_finishes_and_delivers_the_current_lease(
     assert coordinator.query("select state from leases") == [("completed",)]
 
 
+def test_a_full_disk_when_saving_a_result_sends_it_directly_and_stops_the_worker(
+    coordinator: Coordinator, volunteer: Callable[[str], Volunteer]
+) -> None:
+    alice = volunteer("alice")
+
+    def fill_the_disk(_should_abort: Callable[[], bool]) -> str | None:
+        # Where this lease's report will be written, every write fails with ENOSPC.
+        [(lease_id,)] = coordinator.query("select id from leases where state = 'active'")
+        alice.home.outbox_dir.mkdir(parents=True, exist_ok=True)
+        (alice.home.outbox_dir / f".{lease_id}.json.tmp").symlink_to("/dev/full")
+        return None
+
+    counters = alice.daemon(executor=StandInExecutor(during=fill_the_disk), max_experiments=5).run()
+
+    assert (counters.leases, counters.delivered) == (1, 1)  # no new lease after the failure
+    assert coordinator.query("select state from leases") == [("completed",)]
+    assert coordinator.query("select count(*) from runs") == [(1,)]
+    assert not list(alice.home.outbox_dir.iterdir())  # nothing half-written left behind
+    assert "No space left on device" in alice.output.getvalue()
+    assert "free some disk space" in alice.output.getvalue()
+
+
 def test_a_second_stop_request_aborts_the_run_and_releases_the_lease(
     coordinator: Coordinator, volunteer: Callable[[str], Volunteer]
 ) -> None:

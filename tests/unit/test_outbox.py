@@ -223,3 +223,17 @@ def test_a_503_unavailable_keeps_the_report_for_the_next_pass(tmp_path: Path) ->
     assert [p.lease_id for p in outbox.pending()] == ["lease-1"]
     report = outbox.deliver_all(client_for(Coordinator(accepted())))
     assert [lease for lease, _ in report.delivered] == ["lease-1"]
+
+
+def test_a_full_disk_leaves_no_partial_file_and_says_so(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox")
+    outbox.put("lease-1", signed_result("lease-1"))
+    # The next report's temporary file lands on /dev/full: every write fails with ENOSPC.
+    (outbox.root / ".lease-2.json.tmp").symlink_to("/dev/full")
+
+    with pytest.raises(OutboxError, match=r"cannot save lease-2\.json .*: No space left on device"):
+        outbox.put("lease-2", signed_result("lease-2"))
+
+    assert sorted(p.name for p in outbox.root.iterdir()) == ["lease-1.json"]  # nothing half-written
+    [kept] = outbox.pending()
+    assert kept.request == signed_result("lease-1")  # what was there before is intact
