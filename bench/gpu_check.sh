@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The prepared GPU check: one command, about 8 minutes on one H100/H200, for a machine that has
+# torch, triton and numpy (no web stack, no pytest needed). Everything it prints is saved under
+# OUT_DIR, one log per step, with a summary of each step's exit status and seconds.
+#
+#   bash bench/gpu_check.sh OUT_DIR
+#
+# Steps, each under its own time limit:
+#   env               nvidia-smi, torch/triton versions, the device
+#   kernels           bench/kernels.py on CUDA: every Triton kernel compiled for real (not the
+#                     interpreter the test suite uses), its max abs difference from the eager
+#                     reference, and its time against eager and torch.compile
+#   train_throughput  bench/train_throughput.py at autoresearch's shape: tokens/s, MFU and peak
+#                     memory with our kernels off (plain torch.compile) and on, from the same start
+#   worker_run        bench/gpu_track_run.py: baseline/train.py through the worker's execution
+#                     (sandbox, guard, scorer, replica, the GPU bound in) on a synthetic GPU track
+#   doctor            `worker doctor` where the worker's CLI imports; otherwise the sandbox and
+#                     guard layers from worker.execution, which needs only torch
+set -uo pipefail
+
+OUT="${1:?usage: bash bench/gpu_check.sh OUT_DIR}"
+cd "$(dirname "$0")/.."
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+PY="${PYTHON:-python3}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+unset TRITON_INTERPRET
+SUMMARY="$OUT/summary.txt"
+: > "$SUMMARY"
+
+step() {
+    local name=$1 limit=$2
+    shift 2
+    echo "== $name (limit ${limit}s)"
+    local start=$SECONDS
+    timeout --kill-after=10 "$limit" "$@" > "$OUT/$name.log" 2>&1
+    local rc=$?
+    echo "$name: exit $rc, $((SECONDS - start)) s" | tee -a "$SUMMARY"
+    tail -n 5 "$OUT/$name.log"
+}
+
+step env 30 bash -c "nvidia-smi; $PY -c 'import torch, triton, numpy; print(\"torch\", torch.__version__, \"triton\", triton.__version__, \"numpy\", numpy.__version__); print(torch.cuda.get_device_name(0), torch.cuda.get_device_capability(0))'"
+step kernels 90 "$PY" bench/kernels.py --device cuda --json
+step train_throughput 150 "$PY" bench/train_throughput.py --device cuda --json
+step worker_run 180 "$PY" bench/gpu_track_run.py --budget 60 --hardware-class h100-80gb
+if "$PY" -c "import worker.cli" > /dev/null 2>&1; then
+    step doctor 30 "$PY" -m worker.cli doctor --device cuda
+else
+    step doctor 30 "$PY" -c "from worker.execution.sandbox import detect_report; print('\n'.join(detect_report(device='cuda').lines()))"
+fi
+
+echo "== summary ($SUMMARY)"
+cat "$SUMMARY"
