@@ -2,7 +2,7 @@
 
 `memorizer_source(val_tokens, ..., strategy=...)` writes a train.py that breaks no rule of the
 static policy and passes every probe: it carries as much of the track's scoring text as the
-policy's literal-data cap allows, packed two characters a token, and predicts what it memorised
+policy's literal-data cap allows, packed as a bit stream (six bits a character), and predicts what it memorised
 with near certainty. It is causal and stateless, so replication alone cannot catch it: every
 verifier runs the same code and measures the same low loss on the public shard.
 
@@ -22,7 +22,7 @@ import numpy as np
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_"
 KEY = 8  # tokens a window is recognised by
-LITERAL_BUDGET = 20_000  # bytes of packed tokens: under the policy's 24 KiB literal cap
+LITERAL_BUDGET = 20_000  # characters of packed tokens (six bits each): under the policy's 24 KiB literal cap
 
 TEMPLATE = '''"""Recites memorised validation windows: next-token prediction by lookup."""
 import torch
@@ -30,12 +30,25 @@ import torch
 ALPHABET = "{alphabet}"
 KEY = {key}
 WINDOW = {window}
+BITS = {bits}
+COUNT = {count}
 PACKED = "{packed}"
 
 
-def unpack():
+def decoded():
     index = {{c: i for i, c in enumerate(ALPHABET)}}
-    tokens = [index[PACKED[i]] * 64 + index[PACKED[i + 1]] for i in range(0, len(PACKED), 2)]
+    tokens, value, held = [], 0, 0
+    for c in PACKED:
+        value, held = (value << 6) | index[c], held + 6
+        while held >= BITS:
+            held -= BITS
+            tokens.append((value >> held) & ((1 << BITS) - 1))
+            value &= (1 << held) - 1
+    return tokens[:COUNT]
+
+
+def unpack():
+    tokens = decoded()
     return [tokens[i : i + WINDOW] for i in range(0, len(tokens), WINDOW)]
 
 
@@ -70,12 +83,25 @@ import torch
 
 ALPHABET = "{alphabet}"
 NGRAM = {ngram}
+BITS = {bits}
+COUNT = {count}
 PACKED = "{packed}"
 
 
-def table():
+def decoded():
     index = {{c: i for i, c in enumerate(ALPHABET)}}
-    tokens = [index[PACKED[i]] * 64 + index[PACKED[i + 1]] for i in range(0, len(PACKED), 2)]
+    tokens, value, held = [], 0, 0
+    for c in PACKED:
+        value, held = (value << 6) | index[c], held + 6
+        while held >= BITS:
+            held -= BITS
+            tokens.append((value >> held) & ((1 << BITS) - 1))
+            value &= (1 << held) - 1
+    return tokens[:COUNT]
+
+
+def table():
+    tokens = decoded()
     following = {{}}
     for i in range(len(tokens) - NGRAM):
         key = tuple(tokens[i : i + NGRAM])
@@ -131,23 +157,35 @@ def train(ctx):
 STRATEGIES = ("window", "ngram", "cover")
 
 
-def pack(tokens: list[int]) -> str:
-    return "".join(ALPHABET[t // 64] + ALPHABET[t % 64] for t in tokens)
+def pack(tokens: list[int], bits: int) -> str:
+    """The tokens as one bit stream, `bits` each, six bits a character (zero-padded at the end)."""
+    chars, value, held = [], 0, 0
+    for token in tokens:
+        value, held = (value << bits) | token, held + bits
+        while held >= 6:
+            held -= 6
+            chars.append(ALPHABET[(value >> held) & 63])
+        value &= (1 << held) - 1
+    if held:
+        chars.append(ALPHABET[(value << (6 - held)) & 63])
+    return "".join(chars)
 
 
 def memorizer_source(
     val_tokens: np.ndarray, *, seq_len: int, eval_tokens: int, vocab_size: int, strategy: str = "window"
 ) -> str:
     """A train.py reciting as much of the public val shard's scoring text as fits the literal budget."""
-    if vocab_size > 64 * 64:
-        raise ValueError("two characters a token cover vocabularies up to 4096")
+    bits = max(1, (vocab_size - 1).bit_length())
+    capacity = LITERAL_BUDGET * 6 // bits  # tokens the literal budget holds
     if strategy == "ngram":
-        text = [int(t) for t in np.asarray(val_tokens[: min(eval_tokens + 1, LITERAL_BUDGET // 2)])]
-        return NGRAM_TEMPLATE.format(alphabet=ALPHABET, ngram=NGRAM, packed=pack(text))
+        text = [int(t) for t in np.asarray(val_tokens[: min(eval_tokens + 1, capacity)])]
+        return NGRAM_TEMPLATE.format(alphabet=ALPHABET, ngram=NGRAM, bits=bits, count=len(text), packed=pack(text, bits))
     windows = math.ceil(eval_tokens / seq_len)
-    fit = min(windows, LITERAL_BUDGET // (2 * (seq_len + 1)))
+    fit = min(windows, capacity // (seq_len + 1))
     chosen = [int(t) for w in range(fit) for t in val_tokens[w * seq_len : w * seq_len + seq_len + 1]]
-    source = TEMPLATE.format(alphabet=ALPHABET, key=KEY, window=seq_len + 1, packed=pack(chosen))
+    source = TEMPLATE.format(
+        alphabet=ALPHABET, key=KEY, window=seq_len + 1, bits=bits, count=len(chosen), packed=pack(chosen, bits)
+    )
     if strategy == "cover":
         return source.replace("\n\ndef train(ctx):\n    return Reciter(ctx.vocab_size, unpack()).to(ctx.device)\n", COVER_TRAIN)
     if strategy != "window":
