@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from coordinator.errors import DomainError
 from coordinator.models import Lease, Run, Track, Variant, Worker
@@ -64,9 +64,17 @@ def _needs_calibration(session: Session, track: Track) -> Variant | None:
 
 
 def _candidate_for(session: Session, track: Track, worker: Worker) -> Variant | None:
-    """The oldest candidate this worker may verify: another account's, not already leased to it."""
+    """The oldest candidate this worker may verify: another account's, not already leased to it, and
+    not one this worker's account reported itself (two agents can propose the same source at once:
+    a claim's verifier must not be one of its claimants)."""
     already_leased = select(Lease.variant_id).where(
         Lease.worker_id == worker.id, Lease.kind == LeaseKind.verify.value
+    )
+    claimant = aliased(Worker)
+    claimed_by_account = (
+        select(Run.variant_id)
+        .join(claimant, claimant.id == Run.worker_id)
+        .where(Run.kind == LeaseKind.explore.value, claimant.account_id == worker.account_id)
     )
     query = (
         select(Variant)
@@ -76,6 +84,7 @@ def _candidate_for(session: Session, track: Track, worker: Worker) -> Variant | 
             Variant.status == VariantStatus.candidate.value,
             Worker.account_id != worker.account_id,
             Variant.id.not_in(already_leased),
+            Variant.id.not_in(claimed_by_account),
         )
         .order_by(Variant.created_at, Variant.id)
         # Two replicas must not both hand out the last verify slot of one candidate.

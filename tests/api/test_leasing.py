@@ -42,6 +42,22 @@ def test_verify_lease_never_goes_to_author_account(coordinator: Coordinator, mak
     assert (verify["kind"], verify["variant"]["hash"]) == ("verify", claim["variant_hash"])
 
 
+def test_an_account_that_reported_the_same_source_does_not_verify_it(coordinator: Coordinator, make_worker) -> None:
+    alice, bob, carol = make_worker("a1", "alice"), make_worker("b1", "bob"), make_worker("c1", "carol")
+    bob2 = make_worker("b2", "bob")
+    calibrate([alice], [1.00, 1.00])
+    alice_lease, bob_lease = alice.lease(), bob.lease()
+    assert (alice_lease["kind"], bob_lease["kind"]) == ("explore", "explore")
+    # Both agents land on the same source at once, and both report it.
+    source = "def train(ctx):\n    raise NotImplementedError  # the same idea, found twice\n"
+    claim = alice.run(alice_lease, 0.90, source=source)
+    assert bob.run(bob_lease, 0.91, source=source)["variant_hash"] == claim["variant_hash"]
+
+    assert bob2.lease()["kind"] == "explore"  # a claimant's account never verifies the claim
+    verify = carol.lease()
+    assert (verify["kind"], verify["variant"]["hash"]) == ("verify", claim["variant_hash"])
+
+
 def test_a_candidate_is_promoted_on_the_verifiers_mean_not_the_claim(coordinator: Coordinator, make_worker) -> None:
     alice, bob = make_worker("a1", "alice"), make_worker("b1", "bob")
     calibrate([alice], [1.00, 1.00])
