@@ -1,4 +1,4 @@
-"""`coordinator`: serve the API, migrate the database, manage tracks."""
+"""`coordinator`: serve the API, migrate the database, manage tracks and workers."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from coordinator.cli_workers import worker_app
 from coordinator.config import Settings
 from coordinator.db import make_engine, make_session_factory
 
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 track_app = typer.Typer(help="List and create tracks.", no_args_is_help=True)
 app.add_typer(track_app, name="track")
+app.add_typer(worker_app, name="worker")
 console = Console()
 
 KEEP_ALIVE_S = 75  # an idle client connection is kept this long
@@ -143,9 +145,18 @@ def track_create(
     eval_batch_size: Annotated[int, typer.Option(help="Sequences per evaluation batch.")] = 32,
     budget_s: Annotated[float, typer.Option(help="Training time budget in seconds.")] = 300.0,
     grace_s: Annotated[float, typer.Option(help="Seconds past the budget before a run is killed.")] = 30.0,
-    quorum: Annotated[int, typer.Option(help="Verify runs needed before promotion.")] = 2,
-    tolerance: Annotated[float, typer.Option(help="Largest |verify - claim| in val_bpb that still agrees.")] = 0.01,
-    calibration_runs: Annotated[int, typer.Option(help="Baseline runs that measure the seed noise.")] = 3,
+    quorum: Annotated[int, typer.Option(help="Distinct accounts whose verify runs a decision needs.")] = 2,
+    tolerance: Annotated[
+        float, typer.Option(help="Least shortfall (bpb) of the verified gain below a claim that refutes it.")
+    ] = 0.01,
+    calibration_runs: Annotated[int, typer.Option(help="Runs of each new head that set its shown value.")] = 3,
+    noise_sigma: Annotated[
+        float | None,
+        typer.Option(help="σ of one paired difference (bpb), measured on this hardware; default tolerance/4."),
+    ] = None,
+    claim_margin: Annotated[float, typer.Option(help="Claimed gain, in σ, that makes a candidate.")] = 1.0,
+    max_verifications: Annotated[int, typer.Option(help="Paired verify runs before an undecided candidate is rejected.")] = 8,
+    verify_timeout_s: Annotated[float, typer.Option(help="Seconds a candidate may wait before it expires as unverified.")] = 86_400.0,
     val_fraction: Annotated[float, typer.Option(help="Share of documents held out for validation.")] = 0.01,
     holdout_fraction: Annotated[
         float, typer.Option(help="Share of documents kept back as the held-out pool verify runs are scored on.")
@@ -195,6 +206,8 @@ def track_create(
         id=track_id, name=name or track_id, hardware_class=hardware_class, vocab_size=built.vocab_size,
         seq_len=seq_len, eval_tokens=eval_tokens, eval_batch_size=eval_batch_size, time_budget_s=budget_s,
         grace_s=grace_s, quorum=quorum, tolerance=tolerance, calibration_runs=calibration_runs,
+        noise_sigma=noise_sigma, claim_margin=claim_margin, max_verifications=max_verifications,
+        verify_timeout_s=verify_timeout_s,
     )
     with session_factory() as session:
         create_track(

@@ -32,6 +32,14 @@ class Settings(BaseSettings):
     cpu_tiny_quorum: int = 2
     cpu_tiny_calibration_runs: int = 2
     cpu_tiny_tolerance: float = 0.1
+    # σ of a paired difference (candidate minus head, one machine, one seed) at the default budget,
+    # as measured on a 2-core machine (bench/RESULTS.md, "cpu-tiny's noise"). Decisions pool it with
+    # the track's own verify runs as they come.
+    cpu_tiny_noise_sigma: float = 0.025
+
+    # Negative results re-run by another account, by the reporter's trust (services/verification.py).
+    spot_check_rate_untrusted: float = Field(default=0.05, ge=0.0, le=1.0)
+    spot_check_rate_trusted: float = Field(default=0.01, ge=0.0, le=1.0)
 
     # Leases: a lease lives for the budget plus this slack, and each heartbeat renews it.
     lease_slack_s: float = 300.0
@@ -48,6 +56,9 @@ class Settings(BaseSettings):
     registration_max_skew_s: float = 600.0
     writes_per_minute_per_worker: int = 240
     writes_per_minute_per_ip: int = 600
+    # New accounts an address may create per hour: independence is judged by account, so accounts
+    # must not be free to mint in bulk.
+    new_accounts_per_hour_per_ip: int = Field(default=20, ge=1)
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:

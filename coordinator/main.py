@@ -30,7 +30,7 @@ from coordinator.middleware import AdmissionControl, BodySizeLimit
 from coordinator.models import utcnow
 from coordinator.services.holdout import HoldoutPools
 from coordinator.services.reaper import Reaper
-from coordinator.services.tracks import cpu_tiny_params, ensure_cpu_tiny
+from coordinator.services.tracks import cpu_tiny_params, ensure_cpu_tiny, quorum_shortfalls
 from shared.protocol import API_PREFIX, MAX_BODY_BYTES, ErrorCode
 from shared.signing import SigningKey
 
@@ -63,10 +63,23 @@ def bootstrap(settings: Settings, session_factory: sessionmaker[Session], signin
         quorum=settings.cpu_tiny_quorum,
         calibration_runs=settings.cpu_tiny_calibration_runs,
         tolerance=settings.cpu_tiny_tolerance,
+        noise_sigma=settings.cpu_tiny_noise_sigma,
     )
     with session_factory() as session:
         ensure_cpu_tiny(session, assets_dir=settings.assets_dir, key=signing_key, params=params)
         session.commit()
+
+
+def warn_unmeetable_quorums(session_factory: sessionmaker[Session]) -> None:
+    """Say so at start when a track's quorum needs more accounts than have ever joined its hardware
+    class: its candidates would wait until they expire as unverified."""
+    with session_factory() as session:
+        for track, accounts in quorum_shortfalls(session):
+            log.warning(
+                "track %s needs verify runs from %d accounts besides the author's, but only %d account(s)"
+                " have joined with hardware class %s: its candidates will wait, then expire as unverified",
+                track.id, track.quorum, accounts, track.hardware_class,
+            )
 
 
 def prepare(settings: Settings) -> None:
@@ -102,6 +115,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         bootstrap(settings, state.session_factory, state.signing_key)
+        warn_unmeetable_quorums(state.session_factory)
         reaper = Reaper(
             state.session_factory,
             clock=state.clock,

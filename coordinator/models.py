@@ -67,6 +67,8 @@ class Account(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
+    # Set by a maintainer: the account's workers are quarantined and no new worker may join it.
+    quarantine_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
 
     workers: Mapped[list[Worker]] = relationship(back_populates="account")
@@ -86,6 +88,7 @@ class Worker(Base):
     valid_streak: Mapped[int] = mapped_column(Integer, default=0)
     invalid_results: Mapped[int] = mapped_column(Integer, default=0)
     quarantined: Mapped[bool] = mapped_column(Boolean, default=False)
+    quarantine_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
@@ -116,7 +119,16 @@ class Track(Base):
     quorum: Mapped[int] = mapped_column(Integer)
     tolerance: Mapped[float] = mapped_column(Float)
     calibration_runs: Mapped[int] = mapped_column(Integer)
+    # σ of one paired difference (services/verdicts.py) as configured; the measured history
+    # (within-candidate sums of squares of counted verify differences) refines it.
     noise_sigma: Mapped[float | None] = mapped_column(Float, nullable=True)
+    noise_sum_squares: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    noise_df: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # An explore becomes a candidate when its own paired gain beats this many σ.
+    claim_margin: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
+    max_verifications: Mapped[int] = mapped_column(Integer, default=8, server_default="8")
+    # A candidate still undecided this long after its claim expires as `unverified`.
+    verify_timeout_s: Mapped[float] = mapped_column(Float, default=86400.0, server_default="86400")
     # The held-out pool's token file in the asset store. Never one of `assets`, so never served
     # whole: verify and calibrate leases get windows drawn from it (services/holdout.py).
     holdout_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -149,6 +161,15 @@ class Variant(Base):
     # The same on held-out windows; the reference verify runs are judged against.
     holdout_bpb: Mapped[float | None] = mapped_column(Float, nullable=True)
     claimed_val_bpb: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The author's own paired measurement: its parent's score minus this variant's, one machine, one seed.
+    claimed_gain: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The verifiers' mean paired gain over the head, once the candidate is decided.
+    verified_gain: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # A negative result picked at random to be re-run by another account (services/verification.py).
+    spot_check: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # The head this variant replaced when promoted: its calibration runs are paired with it, as an
+    # audit of the promotion by accounts that took no part in it.
+    previous_head_id: Mapped[int | None] = mapped_column(ForeignKey("variants.id"), nullable=True)
     # The head's metric when this variant was judged, so the log shows a stable delta.
     parent_val_bpb: Mapped[float | None] = mapped_column(Float, nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -156,7 +177,8 @@ class Variant(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
-    parent: Mapped[Variant | None] = relationship(remote_side=[id])
+    parent: Mapped[Variant | None] = relationship(remote_side=[id], foreign_keys=[parent_id])
+    previous_head: Mapped[Variant | None] = relationship(remote_side=[id], foreign_keys=[previous_head_id])
     author: Mapped[Worker | None] = relationship(lazy="joined")
 
 
@@ -169,6 +191,9 @@ class Lease(Base):
     variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id"), index=True)
     worker_id: Mapped[str] = mapped_column(ForeignKey("workers.id"), index=True)
     seed: Mapped[int] = mapped_column(BigInteger)
+    # The variant trained first, with the same seed, as the run's paired reference: the head for
+    # verify, the parent for an explore whose worker has no fresh measurement of it.
+    control_variant_id: Mapped[int | None] = mapped_column(ForeignKey("variants.id"), nullable=True)
     # active -> completed | expired | released
     state: Mapped[str] = mapped_column(String(20), index=True, default="active")
     deadline: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
@@ -176,7 +201,8 @@ class Lease(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     release_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
-    variant: Mapped[Variant] = relationship(lazy="joined")
+    variant: Mapped[Variant] = relationship(lazy="joined", foreign_keys=[variant_id])
+    control: Mapped[Variant | None] = relationship(lazy="joined", foreign_keys=[control_variant_id])
     worker: Mapped[Worker] = relationship(lazy="joined")
 
 
@@ -197,6 +223,10 @@ class Run(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     val_bpb: Mapped[float | None] = mapped_column(Float, nullable=True)
     holdout_bpb: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The paired control's scores and metrics, when the lease had a control.
+    control_val_bpb: Mapped[float | None] = mapped_column(Float, nullable=True)
+    control_holdout_bpb: Mapped[float | None] = mapped_column(Float, nullable=True)
+    control_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # Counts a worker reports go up to shared.protocol.MAX_COUNT (2**53 - 1): 64-bit columns.
     steps: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     train_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)

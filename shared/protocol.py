@@ -157,6 +157,10 @@ class Lease(_Model):
     # True when the run is scored on held-out windows too: fetch them from
     # GET /v1/leases/{id}/holdout and report metrics.holdout_bpb beside val_bpb.
     holdout: bool = False
+    # A paired run: train this variant first, with the same seed (and the same held-out windows),
+    # then `variant` (or the proposal), and report its metrics as the payload's `control`. Scores
+    # are only ever compared within one pair, so the machine's speed and load cancel out.
+    control: VariantRef | None = None
 
 
 class LeaseResponse(_Model):
@@ -293,6 +297,7 @@ class RunPayload(_Model):
     code: str | None = Field(default=None, pattern=CODE_PATTERN)
     reason: str | None = Field(default=None, max_length=2000)
     metrics: RunMetrics = Field(default_factory=RunMetrics)
+    control: RunMetrics | None = None  # the lease's control run, trained first with the same seed
     env: Annotated[dict[str, Any], AfterValidator(_check_env), WithJsonSchema(ENV_SCHEMA)] = Field(
         default_factory=dict
     )
@@ -311,6 +316,7 @@ class VariantStatus(StrEnum):
     rejected = "rejected"
     discarded = "discarded"
     crashed = "crashed"
+    unverified = "unverified"  # waited past the track's limit without enough verifications; can be re-queued
 
 
 class ResultResponse(_Model):
@@ -338,10 +344,13 @@ class TrackSummary(BaseModel):
 class TrackDetail(TrackSummary):
     spec: dict[str, Any]  # shared.track_spec.TrackSpec.to_json()
     brief: str
-    quorum: int
-    tolerance: float
-    noise_sigma: float | None
+    quorum: int  # distinct accounts whose paired verify runs a promotion needs
+    tolerance: float  # the least shortfall below a claim that refutes it
+    noise_sigma: float | None  # σ of a paired difference: configured, pooled with the track's history
     calibration_runs: int
+    claim_margin: float | None = None  # an explore's paired gain must beat this many σ to be a candidate
+    max_verifications: int | None = None
+    verify_timeout_s: float | None = None  # an undecided candidate then expires as unverified
     baseline_hash: str
     baseline_val_bpb: float | None
 
@@ -374,7 +383,7 @@ class LogEntry(BaseModel):
     status: VariantStatus
     val_bpb: float | None  # verified mean where verified, else the author's claim
     parent_val_bpb: float | None
-    delta: float | None  # val_bpb - parent_val_bpb; negative is better
+    delta: float | None  # against the parent, negative is better: paired (one machine, one seed) where measured so
     author: str | None
     reason: str | None
     created_at: datetime

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import getpass
+import hashlib
 import math
 import re
 import shutil
@@ -49,9 +50,10 @@ from shared.protocol import (
     RunMetrics,
     RunPayload,
     RunStatus,
+    VariantStatus,
     signed_fields,
 )
-from shared.run_codes import MAX_BPB, MAX_SECONDS, Layer
+from shared.run_codes import MAX_BPB, MAX_SECONDS, SLOW_FORWARD, Layer
 from shared.signing import SigningKey
 from shared.track_spec import TrackSpec
 from worker import __version__
@@ -98,7 +100,7 @@ class DaemonOptions:
     account: str | None = None  # None: the registered account, else user@host
     track_id: str | None = None  # None: any track of this hardware class
     max_experiments: int | None = None
-    agent_seed: int | None = None  # mixed into the lease's seed for the agent; None: the lease's seed alone
+    agent_seed: int | None = None  # mixed into the lease's own agent seed; None: that seed alone
 
 
 @dataclass
@@ -137,6 +139,11 @@ def _finite(value: Any) -> Any:
 def _metrics(raw: dict[str, Any]) -> RunMetrics:
     known = {name: _finite(raw.get(name)) for name in RunMetrics.model_fields}
     return RunMetrics.model_validate(known)
+
+
+def agent_seed_of(lease_id: str) -> int:
+    """A lease's own number for its agent: fixed by the lease, different for every lease."""
+    return int.from_bytes(hashlib.sha256(lease_id.encode()).digest()[:8], "big") % 2**63
 
 
 def _one_line(text: str, limit: int) -> str:
@@ -313,7 +320,7 @@ class Daemon:
         self.display.lease_started(lease)
         try:
             with LeaseKeeper(client=self.client, lease=lease, display=self.display) as keeper:
-                result, proposal = self._run_lease(lease, keeper)
+                result, control, proposal = self._run_lease(lease, keeper)
         except _HandBack as exc:
             self._release(lease, str(exc))
             self._pause_after_failure(str(exc))
@@ -327,16 +334,20 @@ class Daemon:
         if self.stop.aborting.is_set():
             self._release(lease, "the worker was stopped before the run finished")
             return
-        self._report(lease, result, proposal)
+        self._report(lease, result, proposal, control=control)
 
-    def _run_lease(self, lease: Lease, keeper: LeaseKeeper) -> tuple[Outcome, Proposal | None]:
-        """Prepare and train one lease; raise _HandBack when it should be released unrun."""
+    def _run_lease(self, lease: Lease, keeper: LeaseKeeper) -> tuple[Outcome, Outcome | None, Proposal | None]:
+        """Prepare and train one lease, and its control if it is paired; raise _HandBack when it
+        should be released unrun."""
         assert self._state is not None
-        try:
-            check_variant(lease.variant, track_id=lease.track_id, coordinator_key=self._state.public_key)
-        except VariantRefused as exc:
-            self.display.warning(f"REFUSING variant {short_hash(lease.variant.hash)}: {exc}")
-            raise _HandBack(f"variant refused by the worker: {exc}") from exc
+        for ref in (lease.variant, lease.control):
+            if ref is None:
+                continue
+            try:
+                check_variant(ref, track_id=lease.track_id, coordinator_key=self._state.public_key)
+            except VariantRefused as exc:
+                self.display.warning(f"REFUSING variant {short_hash(ref.hash)}: {exc}")
+                raise _HandBack(f"variant refused by the worker: {exc}") from exc
         try:
             track = self._track(lease.track_id)
             holdout = self.client.call(lambda: self.client.holdout_windows(lease.id)) if lease.holdout else None
@@ -352,7 +363,40 @@ class Daemon:
             raise _HandBack("the worker was stopped before the run started")
         keeper.update(HeartbeatRequest(phase="training", elapsed_s=0.0))
         source = proposal.source if proposal is not None else lease.variant.source
-        return self._train(lease, source=source, spec=track.spec, holdout=holdout, keeper=keeper), proposal
+        if lease.control is None:
+            single = self._train(lease, source=source, spec=track.spec, holdout=holdout, keeper=keeper)
+            self._check_timed_fairly(lease, single)
+            return single, None, proposal
+        # A paired lease: both with one seed, back to back. The order alternates with the seed, so
+        # a machine that drifts (warming up, throttling) favours neither side on average.
+        sources = {"control": lease.control.source, "variant": source}
+        order = ("control", "variant") if lease.seed % 2 == 0 else ("variant", "control")
+        outcomes: dict[str, Outcome] = {}
+        for side in order:
+            if side == "control":
+                self.display.event(f"training the control {short_hash(lease.control.hash)} with the same seed")
+            outcomes[side] = self._train(
+                lease, source=sources[side], spec=track.spec, holdout=holdout, keeper=keeper, name=side
+            )
+            if keeper.lost is not None or self.stop.aborting.is_set():
+                break
+        for outcome in outcomes.values():
+            self._check_timed_fairly(lease, outcome)
+        control = outcomes.get("control")
+        if control is not None and not control.ok and keeper.lost is None and not self.stop.aborting.is_set():
+            # The head runs everywhere else: a failure here is this machine's, not the variant's.
+            raise _HandBack(f"the control run {control.status} on this machine ({control.code}): {control.reason}")
+        result = outcomes.get("variant") or control
+        assert result is not None
+        return result, control, proposal
+
+    @staticmethod
+    def _check_timed_fairly(lease: Lease, outcome: Outcome) -> None:
+        """A verify or calibrate run whose evaluation this machine was too busy to time is handed
+        back rather than reported: it says nothing about someone else's variant. (An explore is
+        reported as it ran: the variant is this worker's own.)"""
+        if lease.kind is not LeaseKind.explore and outcome.code == SLOW_FORWARD:
+            raise _HandBack(f"this machine was too busy to time the evaluation fairly: {outcome.reason}")
 
     def _pause_after_failure(self, reason: str) -> None:
         """Wait longer after each lease in a row handed back, so a broken agent does not spin."""
@@ -410,16 +454,26 @@ class Daemon:
         return dataclasses.replace(proposal, hypothesis=hypothesis)
 
     def _agent_seed(self, lease: Lease) -> int:
+        """The agent's seed: from the lease's id, not its training seed, which a worker's explores
+        of one parent share (they are judged against one paired measurement of it)."""
+        base = agent_seed_of(lease.id)
         if self.options.agent_seed is None:
-            return lease.seed
-        return (self.options.agent_seed * 1_000_003 + lease.seed) % 2**63
+            return base
+        return (self.options.agent_seed * 1_000_003 + base) % 2**63
 
     # --- running ----------------------------------------------------------------------------------
 
     def _train(
-        self, lease: Lease, *, source: str, spec: TrackSpec, holdout: bytes | None, keeper: LeaseKeeper
+        self,
+        lease: Lease,
+        *,
+        source: str,
+        spec: TrackSpec,
+        holdout: bytes | None,
+        keeper: LeaseKeeper,
+        name: str = "variant",
     ) -> Outcome:
-        run_dir = self.home.runs_dir / lease.id
+        run_dir = self.home.runs_dir / lease.id / name
         shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.mkdir(parents=True)
         # The lease carries the budget this run is judged by.
@@ -465,7 +519,9 @@ class Daemon:
 
     # --- reporting --------------------------------------------------------------------------------
 
-    def _report(self, lease: Lease, result: Outcome, proposal: Proposal | None) -> None:
+    def _report(
+        self, lease: Lease, result: Outcome, proposal: Proposal | None, *, control: Outcome | None = None
+    ) -> None:
         assert self._key is not None and self._state is not None and self._state.worker_id is not None
         explore = proposal is not None
         payload = RunPayload(
@@ -484,6 +540,7 @@ class Daemon:
             # The reason as the execution vouches for it: never text the variant's process chose.
             reason=result.public_reason[:2000] if result.public_reason else None,
             metrics=_metrics(result.metrics),
+            control=_metrics(control.metrics) if control is not None else None,
             env=_finite(
                 {
                     **result.env,
@@ -532,6 +589,9 @@ class Daemon:
     def _outcome(lease_id: str, report: DeliveryReport) -> str:
         for delivered_id, response in report.delivered:
             if delivered_id == lease_id:
+                if response.variant_status is VariantStatus.candidate:
+                    # e.g. "candidate: awaiting 2 verification(s) from other accounts"
+                    return response.message.partition("variant is ")[2] or response.variant_status.value
                 return response.variant_status.value
         for refused_id, error in report.refused:
             if refused_id == lease_id:

@@ -95,6 +95,17 @@ def limit_ip_writes(request: Request, state: StateDep) -> None:
         raise _rate_limited("address")
 
 
+def limit_new_accounts(request: Request, state: StateDep) -> None:
+    """Count one new account against the caller's address: at most the configured number an hour."""
+    limit = state.settings.new_accounts_per_hour_per_ip
+    if not state.kv.hit(f"new-account:{_client_ip(request)}", limit=limit, window_s=3600):
+        raise DomainError(
+            ErrorCode.rate_limited,
+            f"this address has created {limit} accounts in the last hour; join an existing account or wait",
+            retry_after_s=window_reset_s(3600),
+        )
+
+
 def limit_worker_writes(worker: CurrentWorker, state: StateDep) -> Worker:
     limit = state.settings.writes_per_minute_per_worker
     if not state.kv.hit(f"worker:{worker.id}", limit=limit, window_s=_RATE_WINDOW_S):

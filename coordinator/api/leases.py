@@ -15,6 +15,7 @@ from coordinator.services import leases as lease_service
 from coordinator.services.holdout import has_holdout, holdout_secret, holdout_windows
 from coordinator.services.results import submit_result
 from coordinator.services.tracks import get_track
+from coordinator.services.verification import SpotCheckRates
 from shared.protocol import (
     ErrorBody,
     ErrorCode,
@@ -35,15 +36,19 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/leases", tags=["leases"])
 
 
+def _ref(variant: VariantRow) -> VariantRef:
+    return VariantRef(
+        hash=variant.hash, track_id=variant.track_id, source=variant.source, signature=variant.signature or ""
+    )
+
+
 def _lease_out(lease: LeaseRow, track: Track, *, heartbeat_interval_s: float) -> Lease:
-    variant = lease.variant
     return Lease(
         id=lease.id,
         kind=LeaseKind(lease.kind),
         track_id=lease.track_id,
-        variant=VariantRef(
-            hash=variant.hash, track_id=variant.track_id, source=variant.source, signature=variant.signature or ""
-        ),
+        variant=_ref(lease.variant),
+        control=_ref(lease.control) if lease.control is not None else None,
         seed=lease.seed,
         deadline=lease.deadline,
         heartbeat_interval_s=heartbeat_interval_s,
@@ -119,7 +124,10 @@ def release(
 def result(
     lease_id: str, body: ResultRequest, worker: WriterWorker, session: SessionDep, state: StateDep, now: NowDep
 ) -> ResultResponse:
-    outcome = submit_result(session, worker, lease_id, body, now=now, key=state.signing_key)
+    rates = SpotCheckRates(
+        untrusted=state.settings.spot_check_rate_untrusted, trusted=state.settings.spot_check_rate_trusted
+    )
+    outcome = submit_result(session, worker, lease_id, body, now=now, key=state.signing_key, spot_checks=rates)
     session.commit()
     if not outcome.duplicate:
         _count_result(state.metrics, body.payload.kind.value, outcome.run.status, outcome.variant, now=now)

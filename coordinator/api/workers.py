@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
 from coordinator import __version__
-from coordinator.api.deps import IpWriteLimit, NowDep, SessionDep, StateDep
-from coordinator.services.workers import register_worker
+from coordinator.api.deps import IpWriteLimit, NowDep, SessionDep, StateDep, limit_new_accounts
+from coordinator.services.workers import account_exists, register_worker
 from shared.protocol import InfoResponse, RegisterRequest, RegisterResponse
 
 router = APIRouter(tags=["workers"])
@@ -16,7 +16,11 @@ def info(state: StateDep) -> InfoResponse:
 
 
 @router.post("/workers", status_code=status.HTTP_201_CREATED, dependencies=[IpWriteLimit])
-def register(body: RegisterRequest, session: SessionDep, state: StateDep, now: NowDep) -> RegisterResponse:
+def register(
+    body: RegisterRequest, request: Request, session: SessionDep, state: StateDep, now: NowDep
+) -> RegisterResponse:
+    if not account_exists(session, body.payload.account):
+        limit_new_accounts(request, state)
     worker, token = register_worker(session, body, now=now, max_skew_s=state.settings.registration_max_skew_s)
     session.commit()
     return RegisterResponse(worker_id=worker.id, token=token, account=worker.account.name)

@@ -1,7 +1,8 @@
 """Handing out work: calibrate, verify and explore leases; heartbeats; release; expiry.
 
-What is owed is derived from the tables, never kept in a separate queue: a candidate needs
-verify runs until active verify leases plus valid verify runs reach the track's quorum. An expired
+What is owed is derived from the tables, never kept in a separate queue: a candidate takes verify
+leases until the sequential test in services/verdicts.py decides it (at most the track's
+`max_verifications`). An expired
 or released lease stops counting, so its work is handed out again by the next request. That makes
 the reaper idempotent and safe to run on any replica at any time.
 """
@@ -9,12 +10,14 @@ the reaper idempotent and safe to run on any replica at any time.
 from __future__ import annotations
 
 import collections
+import hashlib
 import logging
+import math
 import secrets
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from coordinator.errors import DomainError
@@ -30,17 +33,31 @@ EXPIRED = "expired"
 RELEASED = "released"
 
 
-def lease_ttl(track: Track, *, slack_s: float) -> timedelta:
-    """How long a lease lives without a heartbeat: one training run plus slack."""
-    return timedelta(seconds=track.time_budget_s + track.grace_s + slack_s)
+def lease_ttl(track: Track, *, slack_s: float, runs: int = 1) -> timedelta:
+    """How long a lease lives without a heartbeat: its training runs plus slack."""
+    return timedelta(seconds=runs * (track.time_budget_s + track.grace_s) + slack_s)
 
 
 def new_seed() -> int:
     return secrets.randbits(31)
 
 
-def _pending_count(session: Session, *, variant_id: int, kind: LeaseKind) -> int:
-    """Active leases plus valid runs of `kind` on a variant: the work already under way or done."""
+TRUSTED_STREAK = 10  # consecutive valid results after which a worker counts as trusted on its track
+REFERENCE_USES = 16  # explores a worker runs against one measurement of its parent before re-measuring it
+# Verify work is spread over the workers that ask for it: a worker gets one of the oldest
+# VERIFY_WINDOW candidates it may verify, picked by a hash of its id and theirs, so a ring cannot
+# send its members to its own candidates by asking often, and walking the queue by releasing
+# leases stops after MAX_VERIFY_HANDBACKS in a day.
+VERIFY_WINDOW = 8
+MAX_VERIFY_HANDBACKS = 3
+
+
+def is_trusted(worker: Worker) -> bool:
+    return worker.valid_streak >= TRUSTED_STREAK and not worker.quarantined
+
+
+def _pending(session: Session, *, variant_id: int, kind: LeaseKind) -> tuple[int, int]:
+    """(active leases, valid runs) of `kind` on a variant: the work under way and done."""
     active = session.scalar(
         select(func.count()).select_from(Lease).where(
             Lease.variant_id == variant_id, Lease.kind == kind.value, Lease.state == ACTIVE
@@ -51,53 +68,175 @@ def _pending_count(session: Session, *, variant_id: int, kind: LeaseKind) -> int
             Run.variant_id == variant_id, Run.kind == kind.value, Run.status == RunStatus.ok.value
         )
     )
-    return int(active or 0) + int(done or 0)
+    return int(active or 0), int(done or 0)
 
 
-def _needs_calibration(session: Session, track: Track) -> Variant | None:
+def verify_runs_against(session: Session, variant_id: int, control_id: int | None) -> list[Run]:
+    """A variant's valid verify runs paired with `control_id`: runs paired with an earlier head
+    measured their gain over another reference, and no longer count."""
+    return list(
+        session.scalars(
+            select(Run)
+            .join(Lease, Lease.id == Run.lease_id)
+            .where(
+                Run.variant_id == variant_id,
+                Run.kind == LeaseKind.verify.value,
+                Run.status == RunStatus.ok.value,
+                Lease.control_variant_id == control_id,
+            )
+            .order_by(Run.id)
+        )
+    )
+
+
+def _active_count(session: Session, *, variant_id: int, kind: LeaseKind) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).select_from(Lease).where(
+                Lease.variant_id == variant_id, Lease.kind == kind.value, Lease.state == ACTIVE
+            )
+        )
+        or 0
+    )
+
+
+def _account_count(session: Session, *, variant_id: int, kind: LeaseKind, account_id: int) -> int:
+    """Leases of `kind` on a variant held or completed by this account's workers."""
+    return int(
+        session.scalar(
+            select(func.count()).select_from(Lease).join(Worker, Worker.id == Lease.worker_id).where(
+                Lease.variant_id == variant_id,
+                Lease.kind == kind.value,
+                Lease.state.in_((ACTIVE, COMPLETED)),
+                Worker.account_id == account_id,
+            )
+        )
+        or 0
+    )
+
+
+def _took_part(session: Session, head: Variant, account_id: int) -> bool:
+    """Whether this account authored the head or verified it: such an account never audits it."""
+    if head.author is not None and head.author.account_id == account_id:
+        return True
+    verifier = select(Lease.id).join(Worker, Worker.id == Lease.worker_id).where(
+        Lease.variant_id == head.id, Lease.kind == LeaseKind.verify.value, Worker.account_id == account_id
+    )
+    return session.scalars(verifier.limit(1)).first() is not None
+
+
+def _needs_calibration(session: Session, track: Track, worker: Worker) -> Variant | None:
+    """The head, while it has fewer calibration runs than the track asks for. Each account gives at
+    most half of them, so no one account sets a head's shown value alone, and the accounts that
+    promoted a head (its author, its verifiers) never calibrate it: its calibration audits them."""
     head = track.head
-    if head is None or head.id != track.baseline_variant_id:
+    if head is None:
         return None
-    if _pending_count(session, variant_id=head.id, kind=LeaseKind.calibrate) >= track.calibration_runs:
+    active, done = _pending(session, variant_id=head.id, kind=LeaseKind.calibrate)
+    if active + done >= track.calibration_runs:
+        return None
+    per_account = max(1, math.ceil(track.calibration_runs / 2))
+    if _account_count(session, variant_id=head.id, kind=LeaseKind.calibrate, account_id=worker.account_id) >= per_account:
+        return None
+    if _took_part(session, head, worker.account_id):
         return None
     return head
 
 
-def _candidate_for(session: Session, track: Track, worker: Worker) -> Variant | None:
-    """The oldest candidate this worker may verify: another account's, not already leased to it, and
-    not one this worker's account reported itself (two agents can propose the same source at once:
-    a claim's verifier must not be one of its claimants)."""
-    already_leased = select(Lease.variant_id).where(
-        Lease.worker_id == worker.id, Lease.kind == LeaseKind.verify.value
+def _verifier_rank(candidate: Variant, worker: Worker) -> bytes:
+    return hashlib.sha256(f"verifier:{candidate.hash}:{worker.id}".encode()).digest()
+
+
+def _handed_back_verifies(session: Session, worker: Worker, *, now: datetime) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).select_from(Lease).where(
+                Lease.worker_id == worker.id,
+                Lease.kind == LeaseKind.verify.value,
+                Lease.state.in_((RELEASED, EXPIRED)),
+                Lease.finished_at > now - timedelta(days=1),
+            )
+        )
+        or 0
     )
+
+
+def _candidate_for(session: Session, track: Track, worker: Worker, *, now: datetime) -> Variant | None:
+    """A variant this worker may verify: a candidate, or a negative result picked for a spot check;
+    another account's, never leased to this account before, not one this worker's account reported
+    itself (two agents can propose the same source at once: a claim's verifier must not be one of
+    its claimants), and still short of verifiers: a candidate takes as many at once as it needs for
+    a quorum, then one at a time, up to the track's cap; a spot check takes one."""
+    if _handed_back_verifies(session, worker, now=now) >= MAX_VERIFY_HANDBACKS:
+        return None
     claimant = aliased(Worker)
     claimed_by_account = (
         select(Run.variant_id)
         .join(claimant, claimant.id == Run.worker_id)
         .where(Run.kind == LeaseKind.explore.value, claimant.account_id == worker.account_id)
     )
+    leased_by_account = (
+        select(Lease.variant_id)
+        .join(claimant, claimant.id == Lease.worker_id)
+        .where(Lease.kind == LeaseKind.verify.value, claimant.account_id == worker.account_id)
+    )
     query = (
         select(Variant)
         .join(Worker, Worker.id == Variant.author_worker_id)
         .where(
             Variant.track_id == track.id,
-            Variant.status == VariantStatus.candidate.value,
+            or_(
+                Variant.status == VariantStatus.candidate.value,
+                and_(Variant.status == VariantStatus.discarded.value, Variant.spot_check.is_(True)),
+            ),
             Worker.account_id != worker.account_id,
-            Variant.id.not_in(already_leased),
+            Variant.id.not_in(leased_by_account),
             Variant.id.not_in(claimed_by_account),
         )
         .order_by(Variant.created_at, Variant.id)
         # Two replicas must not both hand out the last verify slot of one candidate.
         .with_for_update(skip_locked=True, of=Variant)
     )
-    for candidate in session.scalars(query):
-        if _pending_count(session, variant_id=candidate.id, kind=LeaseKind.verify) < track.quorum:
-            return candidate
-    return None
+    open_slots = []
+    for variant in session.scalars(query):
+        active = _active_count(session, variant_id=variant.id, kind=LeaseKind.verify)
+        control = variant.parent_id if variant.status != VariantStatus.candidate.value else track.head_variant_id
+        done = len(verify_runs_against(session, variant.id, control))
+        if variant.status == VariantStatus.candidate.value:
+            wanted = done + active < track.max_verifications and active < max(track.quorum - done, 1)
+        else:
+            wanted = done + active == 0
+        if wanted:
+            open_slots.append(variant)
+            if len(open_slots) == VERIFY_WINDOW:
+                break
+    return min(open_slots, key=lambda variant: _verifier_rank(variant, worker), default=None)
 
 
-def _calibrated(track: Track) -> bool:
-    return track.head is not None and track.head.val_bpb is not None
+def explore_reference(session: Session, worker: Worker, parent: Variant) -> Run | None:
+    """This worker's latest paired measurement of `parent` from an explore, while it is fresh:
+    its explores of `parent` reuse that run's seed and are judged against its control score."""
+    reference = session.scalars(
+        select(Run)
+        .join(Lease, Lease.id == Run.lease_id)
+        .where(
+            Run.worker_id == worker.id,
+            Run.kind == LeaseKind.explore.value,
+            Run.control_val_bpb.is_not(None),
+            Lease.control_variant_id == parent.id,
+        )
+        .order_by(Run.id.desc())
+        .limit(1)
+    ).one_or_none()
+    if reference is None:
+        return None
+    uses = session.scalar(
+        select(func.count()).select_from(Run).join(Lease, Lease.id == Run.lease_id).where(
+            Run.worker_id == worker.id, Lease.kind == LeaseKind.explore.value,
+            Lease.variant_id == parent.id, Run.id > reference.id,
+        )
+    )
+    return reference if int(uses or 0) < REFERENCE_USES else None
 
 
 def _eligible_tracks(session: Session, worker: Worker, track_id: str | None) -> list[Track]:
@@ -118,31 +257,47 @@ def assign_lease(
 ) -> Lease | None:
     """Pick the most useful work for `worker`: calibration, then verification, then exploration.
 
-    Leases past their deadline still count as pending here until `expire_overdue` marks them;
-    callers run it first.
+    Verify leases are paired with the head as their control, and a promoted head's calibration
+    with the head it replaced (an audit of its promotion). An explore lease is paired with its
+    parent when this worker has no fresh measurement of it; otherwise it reuses that
+    measurement's seed. Leases past their deadline still count as pending here until
+    `expire_overdue` marks them; callers run it first.
     """
     if worker.quarantined:
-        raise DomainError(ErrorCode.worker_quarantined, "this worker is quarantined after repeated invalid results")
+        raise DomainError(
+            ErrorCode.worker_quarantined,
+            f"this worker is quarantined: {worker.quarantine_reason or 'repeated invalid results'}",
+        )
     for track in _eligible_tracks(session, worker, track_id):
-        choice: tuple[LeaseKind, Variant] | None = None
-        if (head := _needs_calibration(session, track)) is not None:
-            choice = (LeaseKind.calibrate, head)
-        elif (candidate := _candidate_for(session, track, worker)) is not None:
-            choice = (LeaseKind.verify, candidate)
-        elif _calibrated(track) and track.head is not None:
-            choice = (LeaseKind.explore, track.head)
-        if choice is None:
+        head = track.head
+        if head is None:
             continue
-        kind, variant = choice
+        seed = new_seed()
+        control: Variant | None = None
+        if (calibrated := _needs_calibration(session, track, worker)) is not None:
+            kind, variant, control = LeaseKind.calibrate, calibrated, calibrated.previous_head
+        elif (candidate := _candidate_for(session, track, worker, now=now)) is not None:
+            # A spot check re-measures the claim as it was made: against the variant's parent.
+            kind, variant = LeaseKind.verify, candidate
+            control = candidate.parent if candidate.spot_check and candidate.parent is not None else head
+        else:
+            kind, variant = LeaseKind.explore, head
+            reference = explore_reference(session, worker, head)
+            if reference is None:
+                control = head
+            else:
+                seed = reference.seed
+        runs = 2 if control is not None else 1
         lease = Lease(
             id=uuid.uuid4().hex,
             track_id=track.id,
             kind=kind.value,
             variant_id=variant.id,
+            control_variant_id=control.id if control is not None else None,
             worker_id=worker.id,
-            seed=new_seed(),
+            seed=seed,
             state=ACTIVE,
-            deadline=now + lease_ttl(track, slack_s=slack_s),
+            deadline=now + lease_ttl(track, slack_s=slack_s, runs=runs),
         )
         session.add(lease)
         session.flush()
@@ -179,7 +334,7 @@ def ensure_live(lease: Lease, *, now: datetime) -> None:
 def heartbeat(session: Session, lease: Lease, *, now: datetime, slack_s: float) -> datetime:
     ensure_live(lease, now=now)
     track = get_track(session, lease.track_id)
-    new_deadline = now + lease_ttl(track, slack_s=slack_s)
+    new_deadline = now + lease_ttl(track, slack_s=slack_s, runs=2 if lease.control_variant_id is not None else 1)
     # Coalesce writes: only move the deadline when it gains more than a heartbeat's worth.
     if new_deadline - lease.deadline > timedelta(seconds=30):
         lease.deadline = new_deadline

@@ -1,7 +1,8 @@
-"""The lease reaper: a periodic pass that expires overdue leases, so their work is handed out again.
+"""The lease reaper: a periodic pass that expires overdue leases, so their work is handed out again,
+and candidates that waited past their track's limit, which become `unverified`.
 
-Each pass is one idempotent UPDATE (`leases.expire_overdue`): running it on every replica, twice,
-or late changes nothing but when the work goes back. A failed pass (the database away for a
+Each pass is idempotent (`leases.expire_overdue`, `verification.expire_unverified`): running it on
+every replica, twice, or late changes nothing but when the work goes back. A failed pass (the database away for a
 moment) is logged and retried at the next interval.
 """
 
@@ -15,6 +16,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from coordinator.services.leases import expire_overdue
+from coordinator.services.verification import expire_unverified
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +25,10 @@ def reap(session_factory: sessionmaker[Session], *, now: datetime) -> dict[str, 
     """One pass: expire what is overdue and commit. Returns the expired leases by kind."""
     with session_factory() as session:
         expired = expire_overdue(session, now=now)
+        unverified = expire_unverified(session, now=now)
         session.commit()
+    if unverified:
+        log.info("%d candidate(s) waited past their track's limit and are now unverified", unverified)
     return expired
 
 

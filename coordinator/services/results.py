@@ -5,9 +5,9 @@ its lease, so a crash halfway stores neither and the worker's resend is taken as
 resend after success (same canonical payload) returns the stored outcome with duplicate=True and
 counts nothing twice. A different report for a completed lease, a report for another worker's or
 an expired lease, and a report whose signature fails are refused with their own codes. So is an ok
-report of a lease scored on held-out windows that lacks `metrics.holdout_bpb` (or any other report
-that carries one): `payload_mismatch`, and nothing is stored, so the lease's work is handed out
-again once it expires.
+report that lacks a score its lease asks for (`metrics.holdout_bpb` on a lease scored on held-out
+windows, `control` on a paired lease) or carries one it does not: `payload_mismatch`, and nothing
+is stored, so the lease's work is handed out again once it expires.
 """
 
 from __future__ import annotations
@@ -25,7 +25,15 @@ from coordinator.services import leases as lease_service
 from coordinator.services.holdout import has_holdout
 from coordinator.services.tracks import get_track
 from coordinator.services.variants import create_variant, find_variant
-from coordinator.services.verification import judge_claim, record_calibration, record_verification
+from coordinator.services.verification import (
+    SpotCheckRates,
+    awaiting_reason,
+    claimed_gain,
+    judge_claim,
+    picked_for_spot_check,
+    record_calibration,
+    record_verification,
+)
 from shared.canonical import canonical_json
 from shared.hashing import variant_hash
 from shared.policy import check_source
@@ -51,6 +59,7 @@ class ResultOutcome:
 
 
 MAX_REASON_LINES = 20
+NO_SPOT_CHECKS = SpotCheckRates(untrusted=0.0, trusted=0.0)
 
 
 def _policy_reason(summary: str) -> str:
@@ -94,27 +103,44 @@ def _check_matches_lease(payload: RunPayload, lease: Lease, worker: Worker) -> N
         )
 
 
-def _check_holdout_score(payload: RunPayload, lease: Lease, track: Track) -> None:
-    """A lease scored on held-out windows must report that score; any other must not claim one."""
-    holdout_bpb = payload.metrics.holdout_bpb
-    if has_holdout(track, lease.kind):
-        if payload.status == RunStatus.ok and holdout_bpb is None:
-            raise DomainError(
-                ErrorCode.payload_mismatch,
-                f"this {lease.kind} lease is scored on held-out windows too: an ok report must carry"
-                " metrics.holdout_bpb beside metrics.val_bpb",
-                detail={"fields": ["metrics.holdout_bpb"]},
+def _mismatch(message: str, field: str) -> DomainError:
+    return DomainError(ErrorCode.payload_mismatch, message, detail={"fields": [field]})
+
+
+def _check_scores(payload: RunPayload, lease: Lease, track: Track) -> None:
+    """An ok report carries exactly the scores its lease asks for: held-out beside public where the
+    lease has windows, and the control's where the lease is paired (with the same held-out rule)."""
+    ok = payload.status == RunStatus.ok
+    held_out = has_holdout(track, lease.kind)
+    halves = [("metrics", payload.metrics)]
+    if lease.control_variant_id is not None:
+        if ok and (payload.control is None or payload.control.val_bpb is None):
+            raise _mismatch(
+                f"this {lease.kind} lease is paired: an ok report must carry control.val_bpb, the score of"
+                " the control variant trained first with the same seed",
+                "control.val_bpb",
             )
-    elif holdout_bpb is not None:
-        raise DomainError(
-            ErrorCode.payload_mismatch,
-            f"this {lease.kind} lease has no held-out windows, so its report cannot carry metrics.holdout_bpb",
-            detail={"fields": ["metrics.holdout_bpb"]},
-        )
+        if payload.control is not None:
+            halves.append(("control", payload.control))
+    elif payload.control is not None:
+        raise _mismatch(f"this {lease.kind} lease has no control, so its report cannot carry one", "control")
+    for name, metrics in halves:
+        if held_out and ok and metrics.holdout_bpb is None:
+            raise _mismatch(
+                f"this {lease.kind} lease is scored on held-out windows too: an ok report must carry"
+                f" {name}.holdout_bpb beside {name}.val_bpb",
+                f"{name}.holdout_bpb",
+            )
+        if not held_out and metrics.holdout_bpb is not None:
+            raise _mismatch(
+                f"this {lease.kind} lease has no held-out windows, so its report cannot carry {name}.holdout_bpb",
+                f"{name}.holdout_bpb",
+            )
 
 
 def _run_from(payload: RunPayload, request: ResultRequest, digest: str, worker: Worker) -> Run:
     metrics = payload.metrics
+    control = payload.control
     return Run(
         lease_id=payload.lease_id,
         worker_id=worker.id,
@@ -126,6 +152,9 @@ def _run_from(payload: RunPayload, request: ResultRequest, digest: str, worker: 
         reason=payload.reason,
         val_bpb=metrics.val_bpb,
         holdout_bpb=metrics.holdout_bpb,
+        control_val_bpb=control.val_bpb if control is not None else None,
+        control_holdout_bpb=control.holdout_bpb if control is not None else None,
+        control_metrics=control.model_dump(mode="json") if control is not None else None,
         steps=metrics.steps,
         train_seconds=metrics.train_seconds,
         metrics=metrics.model_dump(mode="json"),
@@ -137,7 +166,15 @@ def _run_from(payload: RunPayload, request: ResultRequest, digest: str, worker: 
 
 
 def _explore_variant(
-    session: Session, track: Track, lease: Lease, payload: RunPayload, worker: Worker, key: SigningKey
+    session: Session,
+    track: Track,
+    lease: Lease,
+    run: Run,
+    payload: RunPayload,
+    worker: Worker,
+    key: SigningKey,
+    spot_checks: SpotCheckRates,
+    now: datetime,
 ) -> tuple[Variant, str | None]:
     """The variant an explore run produced, created once; returns it and any policy refusal."""
     assert payload.source is not None  # checked by _check_matches_lease
@@ -153,21 +190,34 @@ def _explore_variant(
         )
         return variant, reason
     outcome_reason: str | None = None
+    gain: float | None = None
     if payload.status == RunStatus.ok:
-        status = judge_claim(track, payload.metrics.val_bpb)
+        gain = claimed_gain(session, lease, run, worker)
+        status = judge_claim(track, gain)
+        if status is VariantStatus.candidate:
+            outcome_reason = awaiting_reason(track)
     else:
         status = VariantStatus.crashed if payload.status == RunStatus.crashed else VariantStatus.rejected
         outcome_reason = payload.reason
     variant = create_variant(
         session, track_id=track.id, source=payload.source, parent=lease.variant, author=worker,
         hypothesis=payload.hypothesis, status=status, key=key,
-        claimed_val_bpb=payload.metrics.val_bpb, reason=outcome_reason,
+        claimed_val_bpb=payload.metrics.val_bpb, claimed_gain=gain, reason=outcome_reason, created_at=now,
     )
+    if status is VariantStatus.discarded and gain is not None:
+        variant.spot_check = picked_for_spot_check(worker, spot_checks)
     return variant, None
 
 
 def submit_result(
-    session: Session, worker: Worker, lease_id: str, request: ResultRequest, *, now: datetime, key: SigningKey
+    session: Session,
+    worker: Worker,
+    lease_id: str,
+    request: ResultRequest,
+    *,
+    now: datetime,
+    key: SigningKey,
+    spot_checks: SpotCheckRates = NO_SPOT_CHECKS,
 ) -> ResultOutcome:
     payload = request.payload
     lease = lease_service.get_owned_lease(session, lease_id, worker, for_update=True)
@@ -190,11 +240,11 @@ def submit_result(
     lease_service.ensure_live(lease, now=now)
 
     track = get_track(session, lease.track_id)
-    _check_holdout_score(payload, lease, track)
+    _check_scores(payload, lease, track)
     run = _run_from(payload, request, digest, worker)
     violations = None
     if payload.kind == LeaseKind.explore:
-        variant, violations = _explore_variant(session, track, lease, payload, worker, key)
+        variant, violations = _explore_variant(session, track, lease, run, payload, worker, key, spot_checks, now)
     else:
         variant = lease.variant
     run.variant_id = variant.id
@@ -207,13 +257,13 @@ def submit_result(
         record_calibration(session, track, variant)
     elif payload.kind == LeaseKind.verify:
         record_verification(session, track, variant, run, now=now)
-    if run.status == RunStatus.ok.value and payload.kind != LeaseKind.verify:
-        worker.valid_streak += 1
+    # Trust grows only with results someone else checked (services/verification.py).
     session.flush()
     return ResultOutcome(
         run=run,
         variant=variant,
         duplicate=False,
-        message=f"{payload.kind.value} run recorded; variant is {variant.status}",
+        message=f"{payload.kind.value} run recorded; variant is {variant.status}"
+        + (f": {variant.reason}" if variant.status == VariantStatus.candidate.value and variant.reason else ""),
         policy_violations=violations,
     )

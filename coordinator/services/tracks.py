@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from coordinator.errors import DomainError
-from coordinator.models import Track, Variant
+from coordinator.models import Track, Variant, Worker
 from coordinator.services.variants import create_variant
 from shared.protocol import ErrorCode, VariantStatus
 from shared.signing import SigningKey
@@ -33,9 +33,13 @@ class TrackParams:
     eval_batch_size: int
     time_budget_s: float
     grace_s: float
-    quorum: int
-    tolerance: float
-    calibration_runs: int
+    quorum: int  # distinct accounts whose verify runs a decision needs
+    tolerance: float  # the least shortfall (bpb) of the verifiers' gain below a claim that refutes it
+    calibration_runs: int  # runs of each new head, from two accounts or more, that set its shown value
+    noise_sigma: float | None = None  # σ of one paired difference; None: tolerance / 4 until measured
+    claim_margin: float = 1.0  # an explore becomes a candidate when its paired gain beats this many σ
+    max_verifications: int = 8  # paired verify runs after which an undecided candidate is rejected
+    verify_timeout_s: float = 86_400.0  # an undecided candidate then expires as `unverified`
 
 
 def baseline_source() -> str:
@@ -92,6 +96,10 @@ def create_track(
         quorum=params.quorum,
         tolerance=params.tolerance,
         calibration_runs=params.calibration_runs,
+        noise_sigma=params.noise_sigma,
+        claim_margin=params.claim_margin,
+        max_verifications=params.max_verifications,
+        verify_timeout_s=params.verify_timeout_s,
         holdout_sha256=holdout_sha256,
     )
     session.add(track)
@@ -147,6 +155,22 @@ def list_tracks(session: Session) -> list[Track]:
     return list(session.scalars(select(Track).order_by(Track.id)))
 
 
+def quorum_shortfalls(session: Session) -> list[tuple[Track, int]]:
+    """Tracks whose quorum more accounts than have joined their hardware class would be needed for
+    (the author's plus `quorum` others), with the number that have; none while no one has joined."""
+    short = []
+    for track in list_tracks(session):
+        accounts = int(
+            session.scalar(
+                select(func.count(func.distinct(Worker.account_id))).where(Worker.hardware_class == track.hardware_class)
+            )
+            or 0
+        )
+        if 0 < accounts < track.quorum + 1:
+            short.append((track, accounts))
+    return short
+
+
 def variant_counts(session: Session, track_id: str) -> dict[str, int]:
     rows = session.execute(
         select(Variant.status, func.count()).where(Variant.track_id == track_id).group_by(Variant.status)
@@ -154,7 +178,9 @@ def variant_counts(session: Session, track_id: str) -> dict[str, int]:
     return {status: count for status, count in rows}
 
 
-def cpu_tiny_params(*, time_budget_s: float, quorum: int, calibration_runs: int, tolerance: float) -> TrackParams:
+def cpu_tiny_params(
+    *, time_budget_s: float, quorum: int, calibration_runs: int, tolerance: float, noise_sigma: float | None = None
+) -> TrackParams:
     return TrackParams(
         id=CPU_TINY,
         name="CPU tiny: a small GPT on Python's own documentation",
@@ -168,6 +194,7 @@ def cpu_tiny_params(*, time_budget_s: float, quorum: int, calibration_runs: int,
         quorum=quorum,
         tolerance=tolerance,
         calibration_runs=calibration_runs,
+        noise_sigma=noise_sigma,
     )
 
 

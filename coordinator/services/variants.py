@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -50,7 +52,9 @@ def create_variant(
     status: VariantStatus,
     key: SigningKey,
     claimed_val_bpb: float | None = None,
+    claimed_gain: float | None = None,
     reason: str | None = None,
+    created_at: datetime | None = None,
 ) -> Variant:
     variant = Variant(
         track_id=track_id,
@@ -61,9 +65,12 @@ def create_variant(
         source=source,
         status=status.value,
         claimed_val_bpb=claimed_val_bpb,
+        claimed_gain=claimed_gain,
         parent_val_bpb=parent.val_bpb if parent else None,
         reason=reason,
     )
+    if created_at is not None:  # the coordinator's clock, which candidates' waiting limits are measured on
+        variant.created_at = created_at
     if status in SIGNED_STATUSES:
         sign_variant(variant, key)
     session.add(variant)

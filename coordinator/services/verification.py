@@ -1,145 +1,72 @@
-"""Judging results: calibration of the head, candidates, replicated verification, promotion.
+"""Applying the promotion statistics (services/verdicts.py) to the tables: claims, verify runs,
+calibration, trust.
 
-On a track with a held-out pool, verify and calibrate runs carry two scores: `val_bpb` on the
-public val shard, the text explore claims are measured on, and `holdout_bpb` on windows drawn
-per lease from a pool no worker holds whole (services/holdout.py). So:
-
-- a claim is judged against the head's public reference (an explore run has nothing else);
-- a verify run must reproduce the claim on both: its public score within the tolerance of the
-  claim, and its held-out score within the tolerance of the claim plus the track's public ->
-  held-out shift (the head's held-out mean minus its public mean). A variant that memorised the
-  public val shard claims a low public score it cannot repeat on held-out text;
-- promotion compares the verifiers' held-out mean with the head's held-out reference, and the
-  seed noise σ is measured on held-out calibration scores (which include window-sampling noise).
-
-A track without a pool (made before pools existed) judges public scores throughout. The
-promoted metric is always the verifiers' mean, never the author's claim. A candidate is promoted
-only if that mean beats the head by more than the track's seed noise allows (2σ/√n).
-
-The decisions are pure functions of scores (`calibrate`, `disagreement`, `quorum_verdict`); the
-`record_*` functions apply them to the tables.
+- An explore run's claimed gain is its worker's own paired measurement: the parent's score in the
+  same lease (its control) or in the worker's fresh reference run with the same seed, minus the
+  child's. Beyond the track's claim margin it makes the variant a candidate.
+- Every verify run is paired with the head. On a track with a held-out pool both halves are scored
+  on the lease's held-out windows, and the difference is taken there: a variant that memorised the
+  public val shard gains nothing where it counts. The promoted metric is the verifiers' public mean,
+  never the author's claim; the next calibration of the new head replaces it with runs from two
+  accounts that were not selected for being low.
+- Trust moves only when a candidate is decided: the counted verifiers gain a valid result, a
+  verifier set aside as an outlier and an author whose claim was refuted lose their streak and
+  count an invalid result. QUARANTINE_AFTER_INVALID of those quarantine the worker.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import secrets
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from coordinator.models import Run, Track, Variant, Worker
+from coordinator.models import Lease, Run, Track, Variant, Worker
+from coordinator.services import verdicts
+from coordinator.services.leases import (
+    ACTIVE,
+    TRUSTED_STREAK,
+    explore_reference,
+    is_trusted,
+    verify_runs_against,
+)
+from coordinator.services.verdicts import Decision, PairedRun, Rules
 from shared.protocol import LeaseKind, RunStatus, VariantStatus
+
+log = logging.getLogger(__name__)
 
 QUARANTINE_AFTER_INVALID = 3
 
 
 @dataclass(frozen=True)
-class Score:
-    """One valid run's scores: public val, and held-out where the lease had windows."""
+class SpotCheckRates:
+    """Shares of negative results re-run by another account, so that a worker that hides good ideas
+    (reports them worse) or reports without training is caught. New and untrusted workers are
+    checked more often (coordinator.config: spot_check_rate_*)."""
 
-    val_bpb: float
-    holdout_bpb: float | None = None
-
-
-@dataclass(frozen=True)
-class Reference:
-    """The head's means that candidates are judged against."""
-
-    val_bpb: float | None
-    holdout_bpb: float | None = None
-
-    @property
-    def shift(self) -> float:
-        """How much higher the head scores on held-out text than on public val; 0 when unknown."""
-        if self.val_bpb is None or self.holdout_bpb is None:
-            return 0.0
-        return self.holdout_bpb - self.val_bpb
+    untrusted: float = 0.05
+    trusted: float = 0.01
 
 
-@dataclass(frozen=True)
-class Calibration:
-    val_bpb: float
-    holdout_bpb: float | None
-    noise_sigma: float | None  # None until there are two scores to measure it on
+def track_sigma(track: Track) -> float:
+    """σ of one paired difference on this track: configured, refined by its measured history."""
+    prior = track.noise_sigma if track.noise_sigma is not None and track.noise_sigma > 0 else track.tolerance / 4
+    return verdicts.pooled_sigma(prior, sum_squares=track.noise_sum_squares or 0.0, df=track.noise_df or 0)
 
 
-@dataclass(frozen=True)
-class Verdict:
-    promoted: bool
-    val_bpb: float  # the verifiers' public mean: for display and future claims
-    holdout_bpb: float | None  # the verifiers' held-out mean, when every verifier had windows
-    reason: str | None
-
-
-def noise_margin(noise_sigma: float | None, n: int) -> float:
-    """How much a mean of n runs must beat the head by before it counts as real."""
-    if noise_sigma is None or n <= 0:
-        return 0.0
-    return 2.0 * noise_sigma / math.sqrt(n)
-
-
-def calibrate(scores: Sequence[Score]) -> Calibration | None:
-    """The head's references and the track's σ from its calibration runs (None without runs)."""
-    if not scores:
+def paired_score(run: Run) -> float | None:
+    """The run's score minus its control's: on held-out windows where both have them."""
+    if run.val_bpb is None or run.control_val_bpb is None:
         return None
-    public = [score.val_bpb for score in scores]
-    held = [score.holdout_bpb for score in scores if score.holdout_bpb is not None]
-    noisy = held or public  # promotion compares held-out means when there are any: measure σ there
-    return Calibration(
-        val_bpb=statistics.fmean(public),
-        holdout_bpb=statistics.fmean(held) if held else None,
-        noise_sigma=statistics.stdev(noisy) if len(noisy) >= 2 else None,
-    )
-
-
-def disagreement(score: Score, *, claimed: float | None, reference: Reference, tolerance: float) -> str | None:
-    """Why one verify run does not reproduce the claim, or None when it does."""
-    if claimed is None:
-        return None
-    if abs(score.val_bpb - claimed) > tolerance:
-        return (
-            f"not reproduced: a verifier measured {score.val_bpb:.4f} against the claimed {claimed:.4f}"
-            f" (tolerance {tolerance:.4f})"
-        )
-    if score.holdout_bpb is not None and abs(score.holdout_bpb - (claimed + reference.shift)) > tolerance:
-        return (
-            f"not reproduced on held-out text: a verifier measured {score.holdout_bpb:.4f} against"
-            f" {claimed:.4f} claimed ({reference.shift:+.4f} public→held-out shift; tolerance {tolerance:.4f})"
-        )
-    return None
-
-
-def quorum_verdict(scores: Sequence[Score], *, reference: Reference, noise_sigma: float | None) -> Verdict:
-    """Promote when the verifiers' mean beats the head beyond the noise margin: held-out means
-    when both sides have them, public means otherwise."""
-    public = statistics.fmean(score.val_bpb for score in scores)
-    held = [score.holdout_bpb for score in scores if score.holdout_bpb is not None]
-    held_mean = statistics.fmean(held) if held and len(held) == len(scores) else None
-    margin = noise_margin(noise_sigma, len(scores))
-    head: float | None
-    if held_mean is not None and reference.holdout_bpb is not None:
-        measured, head, where = held_mean, reference.holdout_bpb, " on held-out text"
-    else:
-        measured, head, where = public, reference.val_bpb, ""
-    if head is not None and measured < head - margin:
-        return Verdict(promoted=True, val_bpb=public, holdout_bpb=held_mean, reason=None)
-    shown = head if head is not None else math.nan
-    return Verdict(
-        promoted=False,
-        val_bpb=public,
-        holdout_bpb=held_mean,
-        reason=(
-            f"no significant improvement{where}: verifiers' mean {measured:.4f} vs head {shown:.4f}"
-            f" (needs to beat it by {margin:.4f})"
-        ),
-    )
-
-
-# --- applying the decisions ------------------------------------------------------------------
+    if run.holdout_bpb is not None and run.control_holdout_bpb is not None:
+        return run.holdout_bpb - run.control_holdout_bpb
+    return run.val_bpb - run.control_val_bpb
 
 
 def ok_runs(session: Session, variant: Variant, kind: LeaseKind) -> list[Run]:
@@ -152,46 +79,149 @@ def ok_runs(session: Session, variant: Variant, kind: LeaseKind) -> list[Run]:
     )
 
 
-def _scores(runs: Sequence[Run]) -> list[Score]:
-    return [Score(val_bpb=run.val_bpb, holdout_bpb=run.holdout_bpb) for run in runs if run.val_bpb is not None]
-
-
-def head_reference(track: Track) -> Reference:
-    head = track.head
-    if head is None:
-        return Reference(val_bpb=None)
-    return Reference(val_bpb=head.val_bpb, holdout_bpb=head.holdout_bpb)
+# --- calibration ------------------------------------------------------------------------------
 
 
 def record_calibration(session: Session, track: Track, head: Variant) -> None:
-    """Fold the head's calibration runs into its references and the track's noise estimate."""
-    calibration = calibrate(_scores(ok_runs(session, head, LeaseKind.calibrate)))
-    if calibration is None:
+    """The head's shown scores: the mean of its calibration runs (from two accounts or more, none
+    of which took part in its promotion), which replaces the verifiers' mean it was promoted with.
+    A promoted head's calibration runs are paired with the head it replaced: when every one of
+    them contradicts the verifiers (services/verdicts.audit_refutes), the promotion is revoked."""
+    runs = [run for run in ok_runs(session, head, LeaseKind.calibrate) if run.val_bpb is not None]
+    if not runs:
         return
-    head.val_bpb = calibration.val_bpb
-    head.holdout_bpb = calibration.holdout_bpb
-    if calibration.noise_sigma is not None:
-        track.noise_sigma = calibration.noise_sigma
+    head.val_bpb = statistics.fmean(run.val_bpb for run in runs if run.val_bpb is not None)
+    held = [run.holdout_bpb for run in runs if run.holdout_bpb is not None]
+    head.holdout_bpb = statistics.fmean(held) if held and len(held) == len(runs) else head.holdout_bpb
+    previous = head.previous_head
+    if previous is not None and head.verified_gain is not None and head.status == VariantStatus.verified.value:
+        audits = [p for _run, p in _paired_runs(runs)]
+        verifiers = verify_runs_against(session, head.id, previous.id)
+        sigma = track_sigma(track)
+        if verdicts.audit_refutes(head.verified_gain, audits, noise_sigma=sigma, verifiers=len(verifiers)):
+            _revoke(session, track, head, previous, audits=audits, verifiers=verifiers, sigma=sigma)
     session.flush()
 
 
-def judge_claim(track: Track, claimed: float | None) -> VariantStatus:
-    """An explore run's claim becomes a candidate only if it beats the head it was measured against."""
-    head_val = track.head.val_bpb if track.head is not None else None
-    if claimed is None or head_val is None or not math.isfinite(claimed):
-        return VariantStatus.discarded
-    return VariantStatus.candidate if claimed < head_val else VariantStatus.discarded
+def _swap_head(session: Session, track: Track, *, expected: Variant | None, new: Variant) -> bool:
+    """Make `new` the head if the head is still `expected`: a compare-and-swap in the database, so
+    two results that each decide a promotion at once cannot both win."""
+    swapped = session.execute(
+        update(Track)
+        .where(Track.id == track.id, Track.head_variant_id == (expected.id if expected is not None else None))
+        .values(head_variant_id=new.id)
+        .execution_options(synchronize_session=False)
+    )
+    session.expire(track, ["head_variant_id", "head"])
+    return swapped.rowcount == 1  # type: ignore[attr-defined]
 
 
-def _mark_invalid(worker: Worker) -> None:
+def _revoke(
+    session: Session,
+    track: Track,
+    head: Variant,
+    previous: Variant,
+    *,
+    audits: list[PairedRun],
+    verifiers: list[Run],
+    sigma: float,
+) -> None:
+    """Undo a promotion its audit refuted; the verifiers whose runs backed it lose trust."""
+    measured = statistics.fmean(0.0 - run.diff for run in audits)
+    limit = verdicts.OUTLIER_SIGMAS * sigma * math.sqrt(2.0)
+    reason = (
+        f"promotion revoked: {len(audits)} calibration runs by other accounts measured a gain of {measured:.4f}"
+        f" over the previous head, against the verifiers' {head.verified_gain:.4f}"
+    )
+    log.warning("track %s: %s is no longer the head: %s", track.id, head.hash[:12], reason)
+    head.status = VariantStatus.rejected.value
+    head.reason = reason
+    _swap_head(session, track, expected=head, new=previous)
+    for run in verifiers:
+        diff = paired_score(run)
+        if diff is not None and (0.0 - diff) - measured > limit:
+            _mark_invalid(run.worker, f"verified {head.hash[:12]}, whose promotion other accounts refuted")
+    if head.author is not None:
+        _mark_invalid(head.author, f"claimed {head.hash[:12]}, whose promotion other accounts refuted")
+
+
+# --- claims -----------------------------------------------------------------------------------
+
+
+def claimed_gain(session: Session, lease: Lease, run: Run, worker: Worker) -> float | None:
+    """An explore run's gain as its own worker measured it, or None without a paired reference."""
+    if run.val_bpb is None:
+        return None
+    if run.control_val_bpb is not None:
+        return run.control_val_bpb - run.val_bpb
+    reference = explore_reference(session, worker, lease.variant)
+    if reference is None or reference.seed != lease.seed or reference.control_val_bpb is None:
+        return None
+    return reference.control_val_bpb - run.val_bpb
+
+
+def judge_claim(track: Track, gain: float | None) -> VariantStatus:
+    """A claim becomes a candidate only beyond the track's margin, in σ of a paired difference."""
+    if verdicts.is_candidate(gain, noise_sigma=track_sigma(track), margin_sigmas=track.claim_margin):
+        return VariantStatus.candidate
+    return VariantStatus.discarded
+
+
+def picked_for_spot_check(worker: Worker, rates: SpotCheckRates) -> bool:
+    """Whether a negative result of this worker's is re-run by another account; the worker cannot
+    know which (the draw is the coordinator's own)."""
+    chance = rates.trusted if is_trusted(worker) else rates.untrusted
+    return secrets.randbelow(1_000_000) < chance * 1_000_000
+
+
+def awaiting_reason(track: Track) -> str:
+    return f"awaiting {track.quorum} verification(s) from other accounts"
+
+
+# --- verification -----------------------------------------------------------------------------
+
+
+def _mark_invalid(worker: Worker, reason: str) -> None:
     worker.valid_streak = 0
     worker.invalid_results += 1
-    if worker.invalid_results >= QUARANTINE_AFTER_INVALID:
+    if worker.invalid_results >= QUARANTINE_AFTER_INVALID and not worker.quarantined:
         worker.quarantined = True
+        worker.quarantine_reason = f"{worker.invalid_results} invalid results, the last: {reason}"
+        log.warning("worker %s quarantined: %s", worker.id, worker.quarantine_reason)
+
+
+def _track_has_trusted_verifier(session: Session, track: Track, author: Worker | None) -> bool:
+    """Whether some trusted worker outside the author's account could verify on this track."""
+    query = select(func.count()).select_from(Worker).where(
+        Worker.hardware_class == track.hardware_class,
+        Worker.valid_streak >= TRUSTED_STREAK,
+        Worker.quarantined.is_(False),
+    )
+    if author is not None:
+        query = query.where(Worker.account_id != author.account_id)
+    return int(session.scalar(query) or 0) > 0
+
+
+def _paired_runs(runs: Sequence[Run]) -> list[tuple[Run, PairedRun]]:
+    paired = []
+    for run in runs:
+        diff = paired_score(run)
+        if diff is None or not math.isfinite(diff):
+            continue
+        worker = run.worker
+        paired.append(
+            (run, PairedRun(worker_id=worker.id, account_id=worker.account_id, trusted=is_trusted(worker), diff=diff))
+        )
+    return paired
 
 
 def record_verification(session: Session, track: Track, candidate: Variant, run: Run, *, now: datetime) -> None:
-    """Apply one verify run to a candidate: reject on disagreement, promote at quorum."""
+    """Apply one verify run to a candidate: decide it once the sequential test can."""
+    if candidate.spot_check and candidate.status == VariantStatus.discarded.value:
+        if run.lease.control_variant_id == candidate.parent_id:
+            _record_spot_check(track, candidate, run)
+        session.flush()
+        return
     if candidate.status != VariantStatus.candidate.value:
         return  # already decided by an earlier run; this one is kept as a record only
     author = candidate.author
@@ -208,39 +238,122 @@ def record_verification(session: Session, track: Track, candidate: Variant, run:
             candidate.reason = f"not reproduced: {failures} verify runs failed, the last: {run.reason or run.status}"
         session.flush()
         return
-    reference = head_reference(track)
-    problem = disagreement(
-        Score(val_bpb=run.val_bpb, holdout_bpb=run.holdout_bpb),
-        claimed=candidate.claimed_val_bpb,
-        reference=reference,
+    if run.lease.control_variant_id != track.head_variant_id:
+        session.flush()  # paired with a head that has since been replaced: it measured another question
+        return
+    paired = _paired_runs(verify_runs_against(session, candidate.id, track.head_variant_id))
+    sigma = track_sigma(track)
+    rules = Rules(
+        noise_sigma=sigma,
+        quorum=track.quorum,
+        max_runs=track.max_verifications,
         tolerance=track.tolerance,
+        need_trusted=_track_has_trusted_verifier(session, track, author),
     )
-    if problem is not None:
-        candidate.status = VariantStatus.rejected.value
-        candidate.reason = problem
-        if author is not None:
-            _mark_invalid(author)
+    verdict = verdicts.judge([p for _run, p in paired], claimed_gain=candidate.claimed_gain, rules=rules)
+    if verdict.decision is Decision.wait:
+        candidate.reason = verdict.reason
         session.flush()
         return
-    run.worker.valid_streak += 1
 
-    verifications = ok_runs(session, candidate, LeaseKind.verify)
-    if len(verifications) < track.quorum:
+    head = track.head
+    if verdict.decision is Decision.promote and not _swap_head(session, track, expected=head, new=candidate):
+        # Another result promoted something else meanwhile (on another replica, say): these runs
+        # measured the gain over a head that is gone, so the candidate is verified again.
+        candidate.reason = "the head changed while it was being verified; verifying it again against the new head"
         session.flush()
         return
-    verdict = quorum_verdict(_scores(verifications), reference=reference, noise_sigma=track.noise_sigma)
-    candidate.val_bpb = verdict.val_bpb
-    candidate.holdout_bpb = verdict.holdout_bpb
-    candidate.parent_val_bpb = reference.val_bpb
-    if verdict.promoted:
+    runs_by_worker = {p.worker_id: r for r, p in paired}
+    counted = [runs_by_worker[p.worker_id] for p in verdict.counted]
+    candidate.val_bpb = statistics.fmean(r.val_bpb for r in counted if r.val_bpb is not None)
+    held = [r.holdout_bpb for r in counted if r.holdout_bpb is not None]
+    candidate.holdout_bpb = statistics.fmean(held) if held and len(held) == len(counted) else None
+    candidate.parent_val_bpb = head.val_bpb if head is not None else None
+    candidate.verified_gain = verdict.gain
+    for verifier in verdict.counted:
+        runs_by_worker[verifier.worker_id].worker.valid_streak += 1
+    for outlier in verdict.outliers:
+        _mark_invalid(runs_by_worker[outlier.worker_id].worker, f"a verify run of {candidate.hash[:12]} far from the other verifiers'")
+    _pool_noise(session, track, [p.diff for p in verdict.counted])
+    if author is not None:
+        if verdict.claim_refuted:
+            _mark_invalid(author, verdict.reason or "claim not reproduced")
+        elif verdict.decision is Decision.promote:
+            author.valid_streak += 1
+    if verdict.decision is Decision.promote:
         candidate.status = VariantStatus.verified.value
         candidate.verified_at = now
         candidate.reason = None
-        track.head_variant_id = candidate.id
-        track.head = candidate
-        if author is not None:
-            author.valid_streak += 1
+        candidate.previous_head_id = head.id if head is not None else None
     else:
         candidate.status = VariantStatus.rejected.value
         candidate.reason = verdict.reason
     session.flush()
+
+
+def _pool_noise(session: Session, track: Track, diffs: list[float]) -> None:
+    """Add a decided candidate's spread to the track's noise history, as increments in the
+    database so that decisions on several replicas at once all count."""
+    ss, df = verdicts.within_sum_squares(diffs)
+    if df:
+        session.execute(
+            update(Track)
+            .where(Track.id == track.id)
+            .values(noise_sum_squares=Track.noise_sum_squares + ss, noise_df=Track.noise_df + df)
+            .execution_options(synchronize_session=False)
+        )
+        session.expire(track, ["noise_sum_squares", "noise_df"])
+
+
+def _record_spot_check(track: Track, variant: Variant, run: Run) -> None:
+    """Another account's paired re-run of a negative result, against the variant's parent: the
+    reporter loses trust when the two differ far beyond noise (a hidden gain, or numbers reported
+    without training), and a gain the reporter missed makes the variant a candidate after all."""
+    variant.spot_check = False
+    measured = paired_score(run)
+    if run.status != RunStatus.ok.value or measured is None or variant.claimed_gain is None:
+        return  # an error result decides nothing; the check is simply not made
+    gain = 0.0 - measured
+    sigma = track_sigma(track)
+    limit = max(track.tolerance, verdicts.OUTLIER_SIGMAS * sigma * math.sqrt(2.0))
+    reporter = variant.author
+    if reporter is not None:
+        if abs(gain - variant.claimed_gain) > limit:
+            _mark_invalid(
+                reporter,
+                f"spot check of {variant.hash[:12]}: reported a gain of {variant.claimed_gain:.4f}, another"
+                f" account measured {gain:.4f}",
+            )
+        else:
+            reporter.valid_streak += 1
+    if verdicts.is_candidate(gain, noise_sigma=sigma, margin_sigmas=track.claim_margin) and abs(
+        gain - variant.claimed_gain
+    ) > limit:
+        variant.status = VariantStatus.candidate.value
+        variant.reason = f"a spot check measured a gain of {gain:.4f}; {awaiting_reason(track)}"
+
+
+def expire_unverified(session: Session, *, now: datetime) -> int:
+    """Candidates past their track's wait limit become `unverified`: nobody's trust is touched, and
+    a maintainer can re-queue them. Idempotent; returns how many expired."""
+    expired = 0
+    for track in session.scalars(select(Track)):
+        working = select(Lease.variant_id).where(Lease.track_id == track.id, Lease.state == ACTIVE)
+        stale = session.scalars(
+            select(Variant).where(
+                Variant.track_id == track.id,
+                Variant.status == VariantStatus.candidate.value,
+                Variant.created_at < now - timedelta(seconds=track.verify_timeout_s),
+                Variant.id.not_in(working),  # a verifier is at work on it: let it finish
+            )
+        )
+        for candidate in stale:
+            candidate.status = VariantStatus.unverified.value
+            candidate.reason = (
+                f"unverified: not decided within {track.verify_timeout_s:g} s"
+                f" ({candidate.reason or 'no verifier came'})"
+            )
+            expired += 1
+    if expired:
+        session.flush()
+    return expired

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from coordinator.models import Run, Track, Variant
 from coordinator.services.tracks import track_spec, variant_counts
 from coordinator.services.variants import lineage
+from coordinator.services.verification import track_sigma
 from shared.hashing import short_hash
 from shared.protocol import (
     CompactLogEntry,
@@ -50,7 +51,10 @@ def track_detail(session: Session, track: Track) -> TrackDetail:
         brief=track.brief,
         quorum=track.quorum,
         tolerance=track.tolerance,
-        noise_sigma=track.noise_sigma,
+        noise_sigma=track_sigma(track),
+        claim_margin=track.claim_margin,
+        max_verifications=track.max_verifications,
+        verify_timeout_s=track.verify_timeout_s,
         calibration_runs=track.calibration_runs,
         baseline_hash=baseline.hash if baseline else "",
         baseline_val_bpb=baseline.val_bpb if baseline else None,
@@ -153,6 +157,11 @@ def research_log(
 
 
 def _delta(variant: Variant) -> float | None:
+    """Against its parent, negative is better: the verifiers' paired measurement where there is one,
+    else the author's own (one machine, one seed), else the scores' difference."""
+    for gain in (variant.verified_gain, variant.claimed_gain):
+        if gain is not None:
+            return 0.0 - gain
     value = variant.val_bpb if variant.val_bpb is not None else variant.claimed_val_bpb
     base = variant.parent_val_bpb
     return None if value is None or base is None else value - base

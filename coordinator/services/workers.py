@@ -41,6 +41,10 @@ def get_or_create_account(session: Session, name: str) -> Account:
     return account
 
 
+def account_exists(session: Session, name: str) -> bool:
+    return session.scalars(select(Account.id).where(Account.name == name)).first() is not None
+
+
 def register_worker(
     session: Session, request: RegisterRequest, *, now: datetime, max_skew_s: float
 ) -> tuple[Worker, str]:
@@ -77,6 +81,10 @@ def register_worker(
         return worker, token
 
     account = get_or_create_account(session, payload.account)
+    if account.quarantine_reason is not None:
+        raise DomainError(
+            ErrorCode.worker_quarantined, f"account {account.name} is quarantined: {account.quarantine_reason}"
+        )
     worker = Worker(
         id=uuid.uuid4().hex,
         account_id=account.id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,9 @@ from shared.signing import SigningKey
 from shared.track_spec import TrackAssets
 
 TRACK = "test-track"
+HEAD_BPB = 1.0  # the head's score on every test machine unless a test says otherwise
+NOISE_SIGMA = 0.01  # σ of a paired difference on the test track
+_calibrators = itertools.count()
 BASELINE = "def train(ctx):\n    raise NotImplementedError  # baseline under test\n"
 
 
@@ -90,8 +94,18 @@ class Worker:
         return response.json()["lease"]  # type: ignore[no-any-return]
 
     def report(self, lease: dict[str, Any], *, val_bpb: float | None, source: str | None = None,
-               hypothesis: str | None = None, status: str = "ok", holdout_bpb: float | None = None) -> RunPayload:
+               hypothesis: str | None = None, status: str = "ok", holdout_bpb: float | None = None,
+               control_bpb: float | None = HEAD_BPB, control_holdout_bpb: float | None = None) -> RunPayload:
+        """A signed report of `lease`. A paired lease reports its control too: `control_bpb` (the
+        head's score on this machine, HEAD_BPB unless given), and on held-out windows the control's
+        held-out score (by default shifted from its public score as the run's own is)."""
         explore = lease["kind"] == "explore"
+        control = None
+        if lease.get("control") is not None and control_bpb is not None:
+            if control_holdout_bpb is None and holdout_bpb is not None and val_bpb is not None:
+                control_holdout_bpb = control_bpb + (holdout_bpb - val_bpb)
+            control = RunMetrics(val_bpb=control_bpb, holdout_bpb=control_holdout_bpb, steps=100, tokens=12800,
+                                 train_seconds=3.0)
         new_source = source if source is not None else lease["variant"]["source"] + f"# {lease['id']}\n"
         return RunPayload(
             lease_id=lease["id"],
@@ -106,6 +120,7 @@ class Worker:
             status=status,
             reason=None if status == "ok" else "train() raised RuntimeError: boom",
             metrics=RunMetrics(val_bpb=val_bpb, holdout_bpb=holdout_bpb, steps=100, tokens=12800, train_seconds=3.0),
+            control=control,
             env={"torch": "test"},
             finished_at=self.coordinator.clock(),
         )
@@ -134,6 +149,7 @@ def track_params() -> TrackParams:
     return TrackParams(
         id=TRACK, name="Test track", hardware_class="cpu", vocab_size=256, seq_len=32, eval_tokens=1024,
         eval_batch_size=4, time_budget_s=10.0, grace_s=2.0, quorum=1, tolerance=0.05, calibration_runs=2,
+        noise_sigma=NOISE_SIGMA,
     )
 
 
@@ -150,11 +166,20 @@ def kv() -> KeyValue:
 
 
 @pytest.fixture
+def spot_check_rate() -> float:
+    """The share of negative results re-run as spot checks: none, unless a test module says otherwise,
+    so that every other test knows which lease comes next."""
+    return 0.0
+
+
+@pytest.fixture
 def coordinator(
-    database_url: str, tmp_path: Path, track_params: TrackParams, holdout_pool: np.ndarray | None, kv: KeyValue
+    database_url: str, tmp_path: Path, track_params: TrackParams, holdout_pool: np.ndarray | None, kv: KeyValue,
+    spot_check_rate: float,
 ) -> Iterator[Coordinator]:
     settings = Settings(
         data_dir=tmp_path / "data", database_url=database_url, create_builtin_tracks=False, lease_slack_s=60.0,
+        spot_check_rate_untrusted=spot_check_rate, spot_check_rate_trusted=spot_check_rate,
     )
     clock = FakeClock()
     app = create_app(settings, kv=kv, clock=clock, run_reaper=False)
@@ -188,11 +213,13 @@ def make_worker(coordinator: Coordinator):  # type: ignore[no-untyped-def]
     return make
 
 
-def calibrate(workers: list[Worker], values: list[float], holdout: list[float] | None = None) -> None:
+def calibrate(coordinator: Coordinator, values: list[float], holdout: list[float] | None = None) -> None:
     """Run the head's calibration leases, one value per lease (and one held-out value each, on a
-    track with a pool), cycling through the workers."""
+    track with a pool), each by a worker of a new account: a head takes calibration runs from
+    several accounts, so these workers exist only to calibrate."""
     for i, value in enumerate(values):
-        worker = workers[i % len(workers)]
+        number = next(_calibrators)
+        worker = Worker(coordinator, f"cal{number}", f"calibrator{number}").register()
         lease = worker.lease()
         assert lease is not None and lease["kind"] == "calibrate", lease
         worker.run(lease, value, holdout_bpb=holdout[i] if holdout is not None else None)

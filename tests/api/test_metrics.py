@@ -71,7 +71,7 @@ def test_leases_are_counted_by_kind_and_outcome_and_results_by_status(coordinato
 
 def test_the_backlog_promotions_and_quarantine_follow_the_verification(coordinator: Coordinator, make_worker) -> None:
     alice, bob = make_worker("a1", "alice"), make_worker("b1", "bob")
-    calibrate([alice], [1.00, 1.00])
+    calibrate(coordinator, [1.00, 1.00])
     claim = alice.run(alice.lease(), 0.90)
     with coordinator.session() as session:  # the database stamps it; say it was made 30 s ago
         candidate = session.scalars(select(Variant).where(Variant.hash == claim["variant_hash"])).one()
@@ -89,9 +89,10 @@ def test_the_backlog_promotions_and_quarantine_follow_the_verification(coordinat
     assert value(samples, "arn_verification_backlog", track=TRACK) == 0
     assert value(samples, "arn_quarantined_workers") == 0
 
+    calibrate(coordinator, [0.92, 0.92])
     for _ in range(3):  # claims no verifier reproduces: the author is quarantined
-        alice.run(alice.lease(), 0.50)
-        assert bob.run(bob.lease(), 0.99)["variant_status"] == "rejected"
+        alice.run(alice.lease(), 0.50, control_bpb=0.92)
+        assert bob.run(bob.lease(), 0.93, control_bpb=0.92)["variant_status"] == "rejected"
     samples = scrape(coordinator)
     assert value(samples, "arn_quarantined_workers") == 1
     assert value(samples, "arn_promotions_total", track=TRACK) == 1
@@ -122,10 +123,11 @@ def test_database_pool_use_is_reported(coordinator: Coordinator) -> None:
 
 def test_every_exported_family_is_in_a_scrape_once_its_events_happened(coordinator: Coordinator, make_worker) -> None:
     alice, bob = make_worker("a1", "alice"), make_worker("b1", "bob")
-    calibrate([alice], [1.00, 1.00])
+    calibrate(coordinator, [1.00, 1.00])
     alice.run(alice.lease(), 0.90)
     bob.run(bob.lease(), 0.92)
-    alice.run(alice.lease(), 0.80)  # a candidate waiting
+    calibrate(coordinator, [0.92, 0.92])
+    alice.run(alice.lease(), 0.80, control_bpb=0.92)  # a candidate waiting
 
     names = {name for name, _labels in scrape(coordinator)}
     for family in EXPORTED:

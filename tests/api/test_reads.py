@@ -35,7 +35,7 @@ def test_unknown_track_has_a_stable_code(coordinator: Coordinator) -> None:
 
 def test_the_research_log_pages_newest_first_with_deltas(coordinator: Coordinator, make_worker) -> None:
     alice = make_worker("a1", "alice")
-    calibrate([alice], [1.0, 1.0])
+    calibrate(coordinator, [1.0, 1.0])
     for value in (1.10, 1.20, 1.30):
         alice.run(alice.lease(), value, hypothesis=f"try {value}")
     first = coordinator.client.get(f"/v1/tracks/{TRACK}/log?limit=2").json()
@@ -50,7 +50,7 @@ def test_the_research_log_pages_newest_first_with_deltas(coordinator: Coordinato
 
 def test_variant_detail_gives_lineage_runs_and_signature(coordinator: Coordinator, make_worker) -> None:
     alice, bob = make_worker("a1", "alice"), make_worker("b1", "bob")
-    calibrate([alice], [1.0, 1.0])
+    calibrate(coordinator, [1.0, 1.0])
     claim = alice.run(alice.lease(), 0.9)
     bob.run(bob.lease(), 0.9)
     detail = coordinator.client.get(f"/v1/variants/{claim['variant_hash']}").json()
@@ -64,7 +64,7 @@ def test_variant_detail_gives_lineage_runs_and_signature(coordinator: Coordinato
 
 def test_the_html_leaderboard_lists_verified_variants(coordinator: Coordinator, make_worker) -> None:
     alice, bob = make_worker("a1", "alice"), make_worker("b1", "bob")
-    calibrate([alice], [1.0, 1.0])
+    calibrate(coordinator, [1.0, 1.0])
     claim = alice.run(alice.lease(), 0.9, hypothesis="LR 0.004 -> 0.006")
     bob.run(bob.lease(), 0.88)
     page = coordinator.client.get(f"/tracks/{TRACK}")
@@ -80,14 +80,16 @@ def test_the_html_leaderboard_lists_verified_variants(coordinator: Coordinator, 
 
 def test_the_research_log_filters_by_lineage_and_has_a_compact_form(coordinator: Coordinator, make_worker) -> None:
     alice, bob = make_worker("a1", "alice"), make_worker("b1", "bob")
-    calibrate([alice], [1.0, 1.0])
+    calibrate(coordinator, [1.0, 1.0])
     root = coordinator.client.get(f"/v1/tracks/{TRACK}").json()["baseline_hash"]
     alice.run(alice.lease(), 1.2, hypothesis="from the root")
     claim = alice.run(alice.lease(), 0.9, hypothesis="better")
     bob.run(bob.lease(), 0.9)  # promoted: the new head
+    calibrate(coordinator, [0.9, 0.9])
     sibling_lease = alice.lease()
     assert sibling_lease["variant"]["hash"] == claim["variant_hash"]
-    alice.run(sibling_lease, 0.95, hypothesis="from the new head")
+    # Paired with its parent on alice's machine: 0.05 worse.
+    alice.run(sibling_lease, 0.95, hypothesis="from the new head", control_bpb=0.90)
 
     def hypotheses(query: str) -> list[str]:
         return [e["hypothesis"] for e in coordinator.client.get(f"/v1/tracks/{TRACK}/log?{query}").json()["entries"]]

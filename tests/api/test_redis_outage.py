@@ -33,7 +33,7 @@ def test_leasing_and_results_go_on_while_redis_is_down_and_limits_resume_after(
     alice, bob = make_worker("a1", "alice"), make_worker("b1", "bob")
     redis_server.stop()
 
-    calibrate([alice], [1.00, 1.00])  # leases and results, with every Redis call failing
+    calibrate(coordinator, [1.00, 1.00])  # leases and results, with every Redis call failing
     claim = alice.run(alice.lease(), 0.90)
     assert bob.run(bob.lease(), 0.92)["variant_status"] == "verified"
     assert coordinator.client.get("/v1/info").status_code == 200

@@ -77,7 +77,7 @@ def test_nobody_reports_for_another_workers_lease(coordinator: Coordinator, make
 
 def test_an_explore_report_must_carry_the_source_it_hashes(coordinator: Coordinator, make_worker) -> None:
     alice = make_worker("a1", "alice")
-    calibrate([alice], [1.0, 1.0])
+    calibrate(coordinator, [1.0, 1.0])
     lease = alice.lease()
     payload = alice.report(lease, val_bpb=0.9)
     lying = payload.model_copy(update={"variant_hash": "0" * 64})
@@ -88,7 +88,7 @@ def test_an_explore_report_must_carry_the_source_it_hashes(coordinator: Coordina
 
 def test_a_crashed_explore_run_is_kept_as_a_crashed_variant(coordinator: Coordinator, make_worker) -> None:
     alice = make_worker("a1", "alice")
-    calibrate([alice], [1.0, 1.0])
+    calibrate(coordinator, [1.0, 1.0])
     result = alice.run(alice.lease(), None, status="crashed")  # type: ignore[arg-type]
     assert result["variant_status"] == "crashed"
     entry = coordinator.client.get("/v1/tracks/test-track/log").json()["entries"][0]

@@ -34,6 +34,7 @@ def network(tmp_path: Path, database_url: str) -> Iterator[Network]:
             ARN_DATABASE_URL=database_url,
             ARN_WRITES_PER_MINUTE_PER_IP="1000000",
             ARN_WRITES_PER_MINUTE_PER_WORKER="1000000",
+            ARN_NEW_ACCOUNTS_PER_HOUR_PER_IP="1000000",
         )
         yield network
     finally:

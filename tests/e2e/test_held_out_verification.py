@@ -83,7 +83,8 @@ def test_a_variant_that_memorised_the_public_val_shard_is_rejected_on_held_out_t
 
     detail = wait_for(decided, timeout_s=300, what="bob's verification of the claim", interval_s=2)
     assert detail["status"] == "rejected"
-    assert detail["reason"].startswith("not reproduced on held-out text: a verifier measured "), detail["reason"]
+    # Paired with the head on the same held-out windows, the memoriser is far worse there: the claim is refuted.
+    assert detail["reason"].startswith("claim not reproduced: claimed a gain of "), detail["reason"]
     verify = [r for r in detail["runs"] if r["kind"] == "verify"]
     explore = [r for r in detail["runs"] if r["kind"] == "explore"]
     assert [r["account"] for r in verify] == ["bob"] and [r["account"] for r in explore] == ["alice"]

@@ -73,7 +73,7 @@ def test_hundreds_of_workers_asking_at_once_are_each_answered_and_then_served_as
     services = {"ARN_DATABASE_URL": database_url}
     if database_url.startswith("postgresql"):
         services["ARN_REDIS_URL"] = require_redis()  # production's shape: PostgreSQL and Redis
-    network.start_coordinator(ARN_WRITES_PER_MINUTE_PER_IP="100000", **services)
+    network.start_coordinator(ARN_WRITES_PER_MINUTE_PER_IP="100000", ARN_NEW_ACCOUNTS_PER_HOUR_PER_IP="1000", **services)
     tokens = asyncio.run(_workers(network.url))
 
     answers = asyncio.run(_stampede(network.url, tokens))

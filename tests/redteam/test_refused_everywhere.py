@@ -61,7 +61,7 @@ def test_the_coordinator_refuses_a_policy_violation_at_submission_and_records_it
     make_worker,  # noqa: F811
 ) -> None:
     alice = make_worker("a1", "alice")
-    calibrate([alice], [1.0, 1.0])
+    calibrate(coordinator, [1.0, 1.0])
     lease = alice.lease()
     assert lease is not None and lease["kind"] == "explore"
     source = variant("spawn_process")
@@ -131,6 +131,7 @@ def serve_baseline(tmp_path: Path) -> Iterator[Callable[[str], TestClient]]:
         settings = Settings(
             data_dir=tmp_path / "coordinator", database_url=f"sqlite:///{tmp_path / 'coordinator.sqlite3'}",
             create_builtin_tracks=False, heartbeat_interval_s=0.05, no_work_retry_after_s=0.05, lease_slack_s=60.0,
+            spot_check_rate_untrusted=0.0,
         )  # fmt: skip
         upgrade(settings.resolved_database_url)
         app = create_app(settings, kv=LocalKV(), clock=lambda: datetime.now(UTC), run_reaper=False)

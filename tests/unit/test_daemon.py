@@ -34,7 +34,7 @@ from shared.track_spec import TrackAssets
 from worker.agents.base import AgentError, Proposal, ProposalContext
 from worker.agents.offline import OfflineAgent
 from worker.client import CoordinatorClient, RetryPolicy
-from worker.daemon import Counters, Daemon, DaemonOptions
+from worker.daemon import Counters, Daemon, DaemonOptions, agent_seed_of
 from worker.display import PlainDisplay
 from worker.execution import Outcome, Progress, RunRequest
 from worker.execution.outcome import make_outcome
@@ -107,6 +107,7 @@ def coordinator(tmp_path: Path) -> Iterator[Coordinator]:
         data_dir=tmp_path / "coordinator",
         database_url=f"sqlite:///{tmp_path / 'coordinator.sqlite3'}",
         create_builtin_tracks=False,
+        spot_check_rate_untrusted=0.0,  # each test knows which lease comes next
         heartbeat_interval_s=0.05,
         no_work_retry_after_s=0.05,
         lease_slack_s=60.0,
@@ -145,6 +146,7 @@ class StandInExecutor:
     during: Callable[[Callable[[], bool]], str | None] | None = None
     calls: list[dict[str, Any]] = field(default_factory=list)
     crash: tuple[str, str] | None = None  # (reason, public_reason) of a crash to report instead
+    baseline_bpb: float | None = None  # what the baseline scores, where it differs from `val_bpb`
 
     def run(
         self,
@@ -178,8 +180,9 @@ class StandInExecutor:
             return make_outcome(
                 status="crashed", code="variant_crashed", reason=reason, public_reason=public, metrics={}
             )
+        scored = self.baseline_bpb if self.baseline_bpb is not None and request.source == BASELINE else self.val_bpb
         metrics = {
-            "val_bpb": self.val_bpb,
+            "val_bpb": scored,
             "val_loss": 1.0,
             "steps": 10,
             "tokens": 1280,
@@ -253,9 +256,12 @@ def test_a_worker_calibrates_then_explores_and_every_signed_report_is_accepted(
     counters = alice.daemon(executor=executor, max_experiments=2).run()
 
     assert counters == Counters(leases=2, completed=2, ok=2, delivered=2)
-    calibrate, explore = executor.calls
+    # The explore is paired: the parent (its control) and the child, with one seed, in an order
+    # that alternates with the seed.
+    calibrate, *pair = executor.calls
+    [explore] = [call for call in pair if call["source"] != BASELINE]
+    [control] = [call for call in pair if call["source"] == BASELINE]
     assert calibrate["source"] == BASELINE
-    assert explore["source"] != BASELINE
     assert calibrate["data"] == coordinator.assets  # fetched, checked and named by sha256
     assert calibrate["spec"].time_budget_s == 5.0
     assert (calibrate["holdout"], explore["holdout"]) == (None, None)  # the track has no held-out pool
@@ -264,7 +270,10 @@ def test_a_worker_calibrates_then_explores_and_every_signed_report_is_accepted(
         ("calibrate", "completed"),
         ("explore", "completed"),
     ]
-    assert [call["seed"] for call in executor.calls] == [seed for _, seed, _ in rows]
+    assert [call["seed"] for call in (calibrate, control, explore)] == [rows[0][1], rows[1][1], rows[1][1]]
+    assert pair[0] is (control if rows[1][1] % 2 == 0 else explore)
+    [(control_bpb,)] = coordinator.query("select control_val_bpb from runs where kind = 'explore'")
+    assert control_bpb == 1.5
     child = coordinator.get(f"/v1/variants/{variant_hash(explore['source'])}?track_id={TRACK}")
     assert child["source"] == explore["source"]
     assert child["parent_hash"] == variant_hash(BASELINE)
@@ -272,7 +281,10 @@ def test_a_worker_calibrates_then_explores_and_every_signed_report_is_accepted(
         child["hypothesis"]
         == OfflineAgent()
         .propose(
-            ProposalContext(track_id=TRACK, brief="", parent_hash="", parent_source=BASELINE, seed=rows[1][1])
+            ProposalContext(
+                track_id=TRACK, brief="", parent_hash="", parent_source=BASELINE,
+                seed=agent_seed_of(coordinator.query("select id from leases where kind = 'explore'")[0][0]),
+            )
         )
         .hypothesis
     )
@@ -304,17 +316,17 @@ def test_a_claimed_improvement_is_verified_by_another_account_on_the_unchanged_s
 ) -> None:
     alice_executor = StandInExecutor(val_bpb=1.5)
     volunteer("alice").daemon(executor=alice_executor, max_experiments=1).run()  # calibration
-    alice_executor.val_bpb = 1.2
+    alice_executor.val_bpb, alice_executor.baseline_bpb = 1.2, 1.5
     volunteer("alice").daemon(executor=alice_executor, max_experiments=1).run()  # a claimed improvement
-    claimed = alice_executor.calls[-1]["source"]
+    [claimed] = [call["source"] for call in alice_executor.calls[1:] if call["source"] != BASELINE]
 
-    bob_executor = StandInExecutor(val_bpb=1.21)
+    bob_executor = StandInExecutor(val_bpb=1.21, baseline_bpb=1.5)
     volunteer("bob").daemon(executor=bob_executor, account="bob", max_experiments=1).run()
 
-    [verify] = bob_executor.calls
-    assert verify["source"] == claimed
+    # Paired with the head: both trained with the lease's seed.
+    assert sorted(call["source"] for call in bob_executor.calls) == sorted([claimed, BASELINE])
     [(seed,)] = coordinator.query("select seed from leases where kind = 'verify'")
-    assert verify["seed"] == seed
+    assert {call["seed"] for call in bob_executor.calls} == {seed}
     detail = coordinator.get(f"/v1/variants/{variant_hash(claimed)}?track_id={TRACK}")
     assert detail["status"] == "verified"
     assert detail["val_bpb"] == pytest.approx(1.21)

@@ -61,9 +61,10 @@ def test_experiments_on_the_parents_ancestors_reach_the_agent_and_the_lineage_fi
 ) -> None:
     alice_executor = StandInExecutor(val_bpb=1.5)
     volunteer("alice").daemon(executor=alice_executor, max_experiments=2).run()  # calibrate; one discarded
-    alice_executor.val_bpb = 1.2
+    alice_executor.val_bpb, alice_executor.baseline_bpb = 1.2, 1.5
     volunteer("alice").daemon(executor=alice_executor, max_experiments=1).run()  # a candidate
-    volunteer("bob").daemon(executor=StandInExecutor(val_bpb=1.21), account="bob", max_experiments=1).run()
+    bob = StandInExecutor(val_bpb=1.21, baseline_bpb=1.5)
+    volunteer("bob").daemon(executor=bob, account="bob", max_experiments=1).run()
     [(child_hash,)] = coordinator.query(
         "select hash from variants where status = 'verified' and parent_id is not null"
     )

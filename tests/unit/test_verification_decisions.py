@@ -1,132 +1,160 @@
-"""The verification decisions on constructed scores: calibration, disagreement, the quorum verdict."""
+"""The promotion statistics on constructed paired runs: exact decisions and exact reasons."""
 
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
-from coordinator.services.verification import (
-    Calibration,
-    Reference,
-    Score,
-    Verdict,
-    calibrate,
-    disagreement,
-    noise_margin,
-    quorum_verdict,
+from coordinator.services.verdicts import (
+    DESIGN_GAIN_SIGMAS,
+    FALSE_PROMOTION_RATE,
+    LOG_PROMOTE,
+    LOG_REJECT,
+    Decision,
+    PairedRun,
+    Rules,
+    is_candidate,
+    judge,
+    log_likelihood_ratio,
+    one_vote_per_account,
+    pooled_sigma,
+    within_sum_squares,
 )
 
-PUBLIC_ONLY = Reference(val_bpb=1.00)
-WITH_POOL = Reference(val_bpb=1.00, holdout_bpb=1.015)
+SIGMA = 0.01
+RULES = Rules(noise_sigma=SIGMA, quorum=2, max_runs=6, tolerance=0.02)
 
 
-# --- calibration ------------------------------------------------------------------------------
+def run(account: int, diff: float, *, trusted: bool = False, worker: str | None = None) -> PairedRun:
+    return PairedRun(worker_id=worker or f"w{account}", account_id=account, trusted=trusted, diff=diff)
 
 
-def test_calibration_of_a_track_without_a_pool_measures_noise_on_public_scores() -> None:
-    calibration = calibrate([Score(1.00), Score(1.02)])
-    assert calibration == Calibration(val_bpb=pytest.approx(1.01), holdout_bpb=None,
-                                      noise_sigma=pytest.approx(0.0141421, abs=1e-6))
+# --- the sequential test ----------------------------------------------------------------------
 
 
-def test_calibration_with_held_out_scores_keeps_both_means_and_measures_noise_on_held_out() -> None:
-    calibration = calibrate([Score(1.00, 1.10), Score(1.00, 1.16)])
-    assert calibration == Calibration(val_bpb=1.00, holdout_bpb=pytest.approx(1.13),
-                                      noise_sigma=pytest.approx(0.0424264, abs=1e-6))
+def test_the_bounds_are_walds_for_the_stated_rates() -> None:
+    assert math.isclose(LOG_PROMOTE, math.log(400))
+    assert math.isclose(LOG_REJECT, math.log(0.2 / 0.9975))
+    # Two runs at the design gain each are evidence of exactly 2 * θ² / 2 = θ² nats.
+    assert log_likelihood_ratio([-DESIGN_GAIN_SIGMAS * SIGMA] * 2, SIGMA) == pytest.approx(DESIGN_GAIN_SIGMAS**2)
 
 
-def test_one_calibration_run_sets_the_references_but_not_the_noise() -> None:
-    assert calibrate([Score(1.00, 1.10)]) == Calibration(val_bpb=1.00, holdout_bpb=1.10, noise_sigma=None)
-    assert calibrate([]) is None
+def test_a_clear_gain_from_two_accounts_is_promoted_with_the_verifiers_mean() -> None:
+    verdict = judge([run(1, -0.03), run(2, -0.04)], claimed_gain=0.04, rules=RULES)
+    assert verdict.decision is Decision.promote
+    assert verdict.gain == pytest.approx(0.035)
+    assert (verdict.awaiting, verdict.reason, verdict.claim_refuted, verdict.outliers) == (0, None, False, ())
 
 
-# --- one verify run ---------------------------------------------------------------------------
-
-
-def test_the_shift_is_the_heads_held_out_minus_public_mean_and_0_when_unknown() -> None:
-    assert WITH_POOL.shift == pytest.approx(0.015)
-    assert PUBLIC_ONLY.shift == 0.0
-    assert Reference(val_bpb=None, holdout_bpb=1.1).shift == 0.0
-
-
-def test_a_run_that_reproduces_both_scores_agrees() -> None:
-    assert disagreement(Score(0.93, 0.95), claimed=0.90, reference=WITH_POOL, tolerance=0.05) is None
-
-
-def test_a_public_score_off_the_claim_is_not_reproduced_as_before() -> None:
-    assert disagreement(Score(0.99, 1.0), claimed=0.50, reference=WITH_POOL, tolerance=0.01) == (
-        "not reproduced: a verifier measured 0.9900 against the claimed 0.5000 (tolerance 0.0100)"
+def test_one_account_is_never_a_quorum_however_many_machines_it_has() -> None:
+    runs = [run(1, -0.05, worker="a1"), run(1, -0.05, worker="a2"), run(1, -0.05, worker="a3")]
+    assert [r.worker_id for r in one_vote_per_account(runs)] == ["a1"]
+    verdict = judge(runs, claimed_gain=0.05, rules=RULES)
+    assert (verdict.decision, verdict.awaiting, verdict.reason) == (
+        Decision.wait, 1, "awaiting 1 more verification(s) from other accounts"
     )
 
 
-def test_a_held_out_score_off_the_claim_plus_the_shift_is_not_reproduced_on_held_out_text() -> None:
-    assert disagreement(Score(0.1312, 4.0213), claimed=0.1312, reference=WITH_POOL, tolerance=0.1) == (
-        "not reproduced on held-out text: a verifier measured 4.0213 against 0.1312 claimed"
-        " (+0.0150 public→held-out shift; tolerance 0.1000)"
+def test_no_gain_is_rejected_early_without_blaming_an_honest_author() -> None:
+    verdict = judge([run(1, 0.002), run(2, -0.001)], claimed_gain=0.015, rules=RULES)
+    assert verdict.decision is Decision.reject
+    assert verdict.claim_refuted is False
+    assert verdict.reason == "no significant improvement: verifiers measured a gain of -0.0005 over 2 paired runs (σ 0.0100)"
+
+
+def test_a_clear_loss_measured_by_a_trusted_verifier_is_rejected_before_the_quorum() -> None:
+    verdict = judge([run(1, 0.004, trusted=True)], claimed_gain=0.015, rules=RULES)
+    assert (verdict.decision, verdict.claim_refuted) == (Decision.reject, False)
+    assert verdict.reason == "no significant improvement: verifiers measured a gain of -0.0040 over 1 paired runs (σ 0.0100)"
+    # The same run by an untrusted worker waits for the quorum, and so does any gain.
+    assert judge([run(1, 0.004)], claimed_gain=0.015, rules=RULES).decision is Decision.wait
+    assert judge([run(1, -0.05, trusted=True)], claimed_gain=0.05, rules=RULES).decision is Decision.wait
+
+
+def test_an_ambiguous_gain_asks_for_one_more_run_then_stops_at_the_cap() -> None:
+    ambiguous = [run(1, -0.012), run(2, -0.008)]  # evidence 1.5*2 - 2.25 = 0.75 nats: between the bounds
+    verdict = judge(ambiguous, claimed_gain=0.012, rules=RULES)
+    assert (verdict.decision, verdict.awaiting) == (Decision.wait, 1)
+    assert verdict.reason == "undecided after 2 paired runs (gain 0.0100); one more is needed"
+    capped = judge(ambiguous, claimed_gain=0.012, rules=Rules(noise_sigma=SIGMA, quorum=2, max_runs=2, tolerance=0.02))
+    assert capped.decision is Decision.reject
+    assert capped.reason == "not significant after 2 paired runs: a gain of 0.0100 (σ 0.0100)"
+
+
+def test_a_claim_far_beyond_the_measured_gain_is_refuted() -> None:
+    verdict = judge([run(1, 0.0), run(2, 0.001)], claimed_gain=0.30, rules=RULES)
+    assert verdict.decision is Decision.reject and verdict.claim_refuted
+    assert verdict.reason == (
+        "claim not reproduced: claimed a gain of 0.3000, verifiers measured -0.0005 (allowed shortfall 0.0490)"
     )
 
 
-def test_the_held_out_check_allows_for_the_shift() -> None:
-    # 0.99 is 0.09 above the claim but only 0.075 above claim + shift.
-    assert disagreement(Score(0.90, 0.99), claimed=0.90, reference=WITH_POOL, tolerance=0.08) is None
-    assert disagreement(Score(0.90, 0.99), claimed=0.90, reference=PUBLIC_ONLY, tolerance=0.08) == (
-        "not reproduced on held-out text: a verifier measured 0.9900 against 0.9000 claimed"
-        " (+0.0000 public→held-out shift; tolerance 0.0800)"
+def test_the_tolerance_is_the_least_shortfall_that_refutes() -> None:
+    loose = Rules(noise_sigma=SIGMA, quorum=2, max_runs=6, tolerance=0.5)
+    assert judge([run(1, 0.0), run(2, 0.001)], claimed_gain=0.30, rules=loose).claim_refuted is False
+
+
+def test_two_untrusted_verifiers_that_disagree_wait_for_a_third_which_sets_the_outlier_aside() -> None:
+    honest, stamp = run(1, 0.0), run(2, -0.30)  # a rubber stamp confirms a fake gain of 0.30
+    verdict = judge([honest, stamp], claimed_gain=0.30, rules=RULES)
+    assert (verdict.decision, verdict.awaiting, verdict.reason) == (
+        Decision.wait, 1, "the two verifiers disagree by more than noise allows; a third decides"
     )
+    third = run(3, 0.003)
+    verdict = judge([honest, stamp, third], claimed_gain=0.30, rules=RULES)
+    assert verdict.outliers == (stamp,)
+    assert verdict.counted == (honest, third)
+    assert verdict.decision is Decision.reject and verdict.claim_refuted
 
 
-def test_a_run_without_a_held_out_score_is_judged_on_public_val_only() -> None:
-    assert disagreement(Score(0.90), claimed=0.90, reference=WITH_POOL, tolerance=0.01) is None
+def test_a_trusted_verifier_anchors_the_quorum_against_a_ring() -> None:
+    ring = [run(2, -0.30), run(3, -0.30)]
+    trusted = run(4, 0.0, trusted=True)
+    verdict = judge([*ring, trusted], claimed_gain=0.30, rules=RULES)
+    assert set(verdict.outliers) == set(ring)
+    # The honest verifier alone is below the quorum: nothing is promoted, the ring is exposed.
+    assert (verdict.decision, verdict.awaiting) == (Decision.wait, 1)
 
 
-# --- the quorum -------------------------------------------------------------------------------
+def test_where_the_track_has_trusted_workers_a_quorum_needs_one() -> None:
+    rules = Rules(noise_sigma=SIGMA, quorum=2, max_runs=6, tolerance=0.02, need_trusted=True)
+    verdict = judge([run(1, -0.05), run(2, -0.05)], claimed_gain=0.05, rules=rules)
+    assert (verdict.decision, verdict.reason) == (Decision.wait, "awaiting a verification from a trusted worker")
+    assert judge([run(1, -0.05), run(2, -0.05, trusted=True)], claimed_gain=0.05, rules=rules).decision is Decision.promote
 
 
-def test_promotion_compares_held_out_means_when_both_sides_have_them() -> None:
-    reference = Reference(val_bpb=1.00, holdout_bpb=1.10)
-    verdict = quorum_verdict([Score(0.92, 1.02), Score(0.94, 1.04)], reference=reference, noise_sigma=0.01)
-    assert verdict == Verdict(promoted=True, val_bpb=pytest.approx(0.93), holdout_bpb=pytest.approx(1.03), reason=None)
+def test_the_false_promotion_rate_holds_on_a_null_landscape_and_gains_of_two_sigma_are_found() -> None:
+    rng = random.Random(20261202)
+    rules = Rules(noise_sigma=1.0, quorum=2, max_runs=8, tolerance=math.inf)
+
+    def promoted(gain: float) -> bool:
+        runs: list[PairedRun] = []
+        while True:
+            runs.append(run(len(runs), rng.gauss(-gain, 1.0)))
+            verdict = judge(runs, claimed_gain=None, rules=rules)
+            if verdict.decision is not Decision.wait:
+                return verdict.decision is Decision.promote
+
+    trials = 4000
+    assert sum(promoted(0.0) for _ in range(trials)) / trials <= FALSE_PROMOTION_RATE
+    assert sum(promoted(2.0) for _ in range(trials)) / trials >= 0.95
 
 
-def test_a_public_gain_that_does_not_hold_on_held_out_text_is_not_promoted() -> None:
-    reference = Reference(val_bpb=1.00, holdout_bpb=1.10)
-    verdict = quorum_verdict([Score(0.90, 1.09), Score(0.90, 1.09)], reference=reference, noise_sigma=0.01)
-    assert verdict == Verdict(
-        promoted=False, val_bpb=0.90, holdout_bpb=1.09,
-        reason="no significant improvement on held-out text: verifiers' mean 1.0900 vs head 1.1000"
-               " (needs to beat it by 0.0141)",
-    )
+# --- claims and noise -------------------------------------------------------------------------
 
 
-def test_without_held_out_scores_promotion_compares_public_means_as_before() -> None:
-    assert quorum_verdict([Score(0.92)], reference=PUBLIC_ONLY, noise_sigma=None) == Verdict(
-        promoted=True, val_bpb=0.92, holdout_bpb=None, reason=None
-    )
-    assert quorum_verdict([Score(1.00)], reference=PUBLIC_ONLY, noise_sigma=0.0282843) == Verdict(
-        promoted=False, val_bpb=1.00, holdout_bpb=None,
-        reason="no significant improvement: verifiers' mean 1.0000 vs head 1.0000 (needs to beat it by 0.0566)",
-    )
+def test_a_claim_becomes_a_candidate_only_beyond_its_margin() -> None:
+    assert is_candidate(0.011, noise_sigma=SIGMA, margin_sigmas=1.0)
+    assert not is_candidate(0.010, noise_sigma=SIGMA, margin_sigmas=1.0)
+    assert not is_candidate(None, noise_sigma=SIGMA, margin_sigmas=1.0)
+    assert not is_candidate(math.nan, noise_sigma=SIGMA, margin_sigmas=1.0)
 
 
-def test_a_head_without_a_held_out_reference_is_compared_in_public() -> None:
-    verdict = quorum_verdict([Score(0.95, 2.0)], reference=PUBLIC_ONLY, noise_sigma=None)
-    assert (verdict.promoted, verdict.val_bpb, verdict.holdout_bpb) == (True, 0.95, 2.0)
-
-
-def test_held_out_means_need_every_verifier_to_have_one() -> None:
-    reference = Reference(val_bpb=1.00, holdout_bpb=1.10)
-    verdict = quorum_verdict([Score(0.95, 1.50), Score(0.95)], reference=reference, noise_sigma=None)
-    assert (verdict.promoted, verdict.holdout_bpb) == (True, None)
-
-
-def test_an_unmeasured_head_promotes_nothing() -> None:
-    verdict = quorum_verdict([Score(0.5)], reference=Reference(val_bpb=None), noise_sigma=None)
-    assert verdict.promoted is False
-    assert verdict.reason == "no significant improvement: verifiers' mean 0.5000 vs head nan (needs to beat it by 0.0000)"
-
-
-def test_the_noise_margin_is_two_sigma_over_root_n() -> None:
-    assert noise_margin(0.03, 4) == pytest.approx(0.03)
-    assert noise_margin(None, 4) == 0.0
-    assert math.isclose(noise_margin(0.01, 2), 2 * 0.01 / math.sqrt(2))
+def test_sigma_is_pooled_from_the_tracks_history_with_the_configured_value_as_prior() -> None:
+    assert pooled_sigma(0.01, sum_squares=0.0, df=0) == pytest.approx(0.01)
+    # 30 df measured at σ 0.02 against 10 prior df at 0.01: sqrt((10e-4 + 30 * 4e-4) / 40).
+    assert pooled_sigma(0.01, sum_squares=30 * 0.02**2, df=30) == pytest.approx(math.sqrt(0.013 / 40))
+    assert within_sum_squares([1.0, 3.0]) == (2.0, 1)
+    assert within_sum_squares([1.0]) == (0.0, 0)

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 WIDTH = 32
-FIRST_FORWARD_S = 3.0  # longer than the CPU warm-up allowance (2 s)
+FIRST_FORWARD_S = 3.0  # longer than the CPU warm-up allowance (2.5 s)
 
 
 class Bigram(torch.nn.Module):

@@ -1,0 +1,93 @@
+"""`coordinator worker ...`: list, quarantine and release workers and accounts."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.orm import Session, sessionmaker
+
+from coordinator.config import Settings
+from coordinator.db import make_engine, make_session_factory
+from coordinator.errors import DomainError
+
+worker_app = typer.Typer(help="List, quarantine and release workers and accounts.", no_args_is_help=True)
+console = Console()
+
+WorkerId = Annotated[str | None, typer.Argument(help="A worker id, or a unique prefix of one.")]
+AccountName = Annotated[str | None, typer.Option("--account", help="Act on every worker of this account instead.")]
+
+
+def _session_factory() -> sessionmaker[Session]:
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    return make_session_factory(make_engine(settings.resolved_database_url))
+
+
+@worker_app.command("list")
+def worker_list(
+    quarantined: Annotated[bool, typer.Option("--quarantined", help="Only quarantined workers.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List workers with their trust: valid streak, invalid results, quarantine and its reason."""
+    from coordinator.services.leases import is_trusted
+    from coordinator.services.moderation import list_workers
+
+    with _session_factory()() as session:
+        rows = [
+            {
+                "id": w.id, "name": w.name, "account": w.account.name, "hardware_class": w.hardware_class,
+                "valid_streak": w.valid_streak, "invalid_results": w.invalid_results, "trusted": is_trusted(w),
+                "quarantined": w.quarantined, "reason": w.quarantine_reason,
+            }
+            for w in list_workers(session, quarantined_only=quarantined)
+        ]  # fmt: skip
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("id", "name", "account", "class", "streak", "invalid", "state")
+    for row in rows:
+        state = f"quarantined: {row['reason']}" if row["quarantined"] else ("trusted" if row["trusted"] else "")
+        table.add_row(str(row["id"])[:12], str(row["name"]), str(row["account"]), str(row["hardware_class"]),
+                      str(row["valid_streak"]), str(row["invalid_results"]), state)  # fmt: skip
+    console.print(table)
+
+
+@worker_app.command("quarantine")
+def worker_quarantine(
+    worker_id: WorkerId = None,
+    account: AccountName = None,
+    reason: Annotated[str, typer.Option(help="Shown to the worker and on the API.")] = "quarantined by a maintainer",
+) -> None:
+    """Stop a worker (or every worker of an account, and new ones joining it) from taking leases."""
+    from coordinator.services.moderation import quarantine
+
+    with _session_factory()() as session:
+        try:
+            workers = quarantine(session, reason=reason, worker_id=worker_id, account=account)
+        except DomainError as exc:
+            console.print(f"[red]error:[/red] {exc.message}")
+            raise typer.Exit(1) from exc
+        session.commit()
+        console.print(f"quarantined {len(workers)} worker(s): {reason}", highlight=False)
+
+
+@worker_app.command("release")
+def worker_release(worker_id: WorkerId = None, account: AccountName = None) -> None:
+    """Lift a quarantine; the worker's count of invalid results starts again from zero."""
+    from coordinator.services.moderation import release
+
+    with _session_factory()() as session:
+        try:
+            workers = release(session, worker_id=worker_id, account=account)
+        except DomainError as exc:
+            console.print(f"[red]error:[/red] {exc.message}")
+            raise typer.Exit(1) from exc
+        session.commit()
+        console.print(f"released {len(workers)} worker(s)", highlight=False)

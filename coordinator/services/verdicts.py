@@ -1,0 +1,200 @@
+"""Promotion statistics: pure decisions on paired measurements.
+
+A time-budgeted metric measures the machine as well as the variant, so the network never
+compares scores from different machines. Every judged number is a **paired difference**: one
+machine trains the variant and a reference (the head, or the explore's parent) back to back with
+one seed, and on a track with a held-out pool, on one set of held-out windows. The machine's
+speed, its load during the pair and the share of seed noise a shared seed cancels all drop out;
+what is left has a standard deviation σ (the track's `noise_sigma`), pooled over its history.
+
+- **Claims.** An explore's claimed gain is its parent's score minus its own, both measured by the
+  claimant. It becomes a candidate only beyond a margin (`claim_margin` σ), so a change with no
+  effect rarely costs verify runs.
+- **Verification** is Wald's sequential probability ratio test on the verifiers' differences,
+  between "no gain" and "a gain of θ = DESIGN_GAIN_SIGMAS σ". It promotes when the evidence for a
+  gain reaches 1/FALSE_PROMOTION_RATE to 1: whatever the stopping, a change with no effect is then
+  promoted with probability at most FALSE_PROMOTION_RATE (Wald's bound). It rejects as soon as
+  "no gain" is clearly the better explanation, so most null candidates cost two verify runs.
+  Promotion needs runs from `quorum` distinct accounts, one vote per account, and at least one
+  trusted verifier where the track has one to give; a clear loss measured by trusted verifiers
+  alone is rejected before the quorum is complete.
+- **Consistency.** A run far from the other verifiers (OUTLIER_SIGMAS) is set aside and costs its
+  worker trust; two untrusted runs that disagree wait for a third. A claim far above what the
+  verifiers measured (CLAIM_REFUTED_SIGMAS) costs its author trust. An honest claim that merely
+  fails the test costs nobody anything.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+FALSE_PROMOTION_RATE = 0.0025
+DESIGN_GAIN_SIGMAS = 1.5
+MISSED_GAIN_RATE = 0.2  # the chance of rejecting a gain of θ, which sets the early-rejection bound
+LOG_PROMOTE = math.log(1.0 / FALSE_PROMOTION_RATE)
+LOG_REJECT = math.log(MISSED_GAIN_RATE / (1.0 - FALSE_PROMOTION_RATE))
+OUTLIER_SIGMAS = 4.5  # in σ of the difference of two runs, σ·√2: an honest pair that far apart is rarer than 1 in 10^5
+CLAIM_REFUTED_SIGMAS = 4.0  # in σ of the claim minus the verifiers' mean, σ·√(1 + 1/n)
+POOLING_PRIOR_DF = 10  # degrees of freedom the track's configured σ counts for against its measured history
+
+
+class Decision(StrEnum):
+    promote = "promote"
+    reject = "reject"
+    wait = "wait"
+
+
+@dataclass(frozen=True)
+class PairedRun:
+    """One verifier's measurement: the candidate's score minus the head's, same machine and seed."""
+
+    worker_id: str
+    account_id: int
+    trusted: bool
+    diff: float
+
+
+@dataclass(frozen=True)
+class Rules:
+    noise_sigma: float  # σ of one paired difference
+    quorum: int  # distinct accounts before any decision
+    max_runs: int  # counted verifications after which an undecided candidate is rejected
+    tolerance: float  # the least claim excess that refutes a claim, whatever σ says
+    need_trusted: bool = False  # the track has a trusted verifier outside the author's account
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: Decision
+    gain: float | None  # the verifiers' mean gain (head minus candidate); None before any counted run
+    counted: tuple[PairedRun, ...]
+    outliers: tuple[PairedRun, ...]
+    claim_refuted: bool
+    awaiting: int  # verifications still needed before the next decision can be taken
+    reason: str | None
+
+
+def log_likelihood_ratio(diffs: Sequence[float], sigma: float) -> float:
+    """log P(diffs | gain θ) / P(diffs | no gain), for normal differences of known σ."""
+    theta = DESIGN_GAIN_SIGMAS
+    gains = sum(-d for d in diffs) / sigma
+    return theta * gains - len(diffs) * theta * theta / 2.0
+
+
+def one_vote_per_account(runs: Sequence[PairedRun]) -> list[PairedRun]:
+    """Each account's first run: two machines of one owner are one witness."""
+    seen: set[int] = set()
+    votes = []
+    for run in runs:
+        if run.account_id not in seen:
+            seen.add(run.account_id)
+            votes.append(run)
+    return votes
+
+
+def _split_outliers(votes: list[PairedRun], sigma: float) -> tuple[list[PairedRun], list[PairedRun]] | None:
+    """(consistent, outliers), or None when two untrusted runs disagree and nobody can tell which
+    is wrong yet. Trusted runs are the anchor where there are any; otherwise the median of three
+    or more runs."""
+    if not votes:
+        return [], []
+    limit = OUTLIER_SIGMAS * sigma * math.sqrt(2.0)
+    trusted = [run.diff for run in votes if run.trusted]
+    if trusted:
+        anchor = statistics.median(trusted)
+    elif len(votes) >= 3:
+        anchor = statistics.median(run.diff for run in votes)
+    else:
+        if len(votes) == 2 and abs(votes[0].diff - votes[1].diff) > limit:
+            return None
+        return votes, []
+    consistent = [run for run in votes if abs(run.diff - anchor) <= limit]
+    outliers = [run for run in votes if abs(run.diff - anchor) > limit]
+    return consistent, outliers
+
+
+def judge(runs: Sequence[PairedRun], *, claimed_gain: float | None, rules: Rules) -> Verdict:
+    """The decision on a candidate after its verify runs so far (in the order they came)."""
+    sigma = rules.noise_sigma
+    votes = one_vote_per_account(runs)
+    split = _split_outliers(votes, sigma)
+    if split is None:
+        return Verdict(
+            Decision.wait, None, (), (), False, 1,
+            "the two verifiers disagree by more than noise allows; a third decides",
+        )
+    counted, outliers = split
+    n = len(counted)
+    gain = 0.0 - statistics.fmean(run.diff for run in counted) if counted else None  # never -0.0
+
+    def verdict(decision: Decision, awaiting: int, reason: str | None) -> Verdict:
+        refuted = False
+        if decision is not Decision.wait and claimed_gain is not None and gain is not None:
+            allowed = max(rules.tolerance, CLAIM_REFUTED_SIGMAS * sigma * math.sqrt(1.0 + 1.0 / n))
+            refuted = claimed_gain - gain > allowed
+            if refuted:
+                reason = (
+                    f"claim not reproduced: claimed a gain of {claimed_gain:.4f}, verifiers measured"
+                    f" {gain:.4f} (allowed shortfall {allowed:.4f})"
+                )
+        return Verdict(decision, gain, tuple(counted), tuple(outliers), refuted, awaiting, reason)
+
+    evidence = log_likelihood_ratio([run.diff for run in counted], sigma) if counted else 0.0
+    if n < rules.quorum:
+        if counted and all(run.trusted for run in counted) and evidence <= LOG_REJECT:
+            # A clear loss, measured by trusted workers only: rejecting early costs nobody trust
+            # and saves the rest of the quorum. Promotion always waits for the whole quorum.
+            return verdict(Decision.reject, 0, _no_gain(gain, n, sigma))
+        missing = rules.quorum - n
+        return verdict(Decision.wait, missing, f"awaiting {missing} more verification(s) from other accounts")
+    if rules.need_trusted and not any(run.trusted for run in counted):
+        return verdict(Decision.wait, 1, "awaiting a verification from a trusted worker")
+    assert gain is not None
+    if evidence >= LOG_PROMOTE:
+        return verdict(Decision.promote, 0, None)
+    if evidence <= LOG_REJECT:
+        return verdict(Decision.reject, 0, _no_gain(gain, n, sigma))
+    if n >= rules.max_runs:
+        return verdict(
+            Decision.reject, 0,
+            f"not significant after {n} paired runs: a gain of {gain:.4f} (σ {sigma:.4f})",
+        )
+    return verdict(Decision.wait, 1, f"undecided after {n} paired runs (gain {gain:.4f}); one more is needed")
+
+
+def audit_refutes(verified_gain: float, audits: Sequence[PairedRun], *, noise_sigma: float, verifiers: int) -> bool:
+    """Whether the new head's calibration runs (each paired with the head it replaced, by accounts
+    that took no part in the promotion) refute it: every one of them, from two accounts or more,
+    measures a gain far below the verifiers' (OUTLIER_SIGMAS)."""
+    votes = one_vote_per_account(audits)
+    if len(votes) < 2:
+        return False
+    limit = OUTLIER_SIGMAS * noise_sigma * math.sqrt(1.0 + 1.0 / max(1, verifiers))
+    return all(0.0 - run.diff < verified_gain - limit for run in votes)
+
+
+def _no_gain(gain: float | None, n: int, sigma: float) -> str:
+    return f"no significant improvement: verifiers measured a gain of {gain:.4f} over {n} paired runs (σ {sigma:.4f})"
+
+
+def is_candidate(claimed_gain: float | None, *, noise_sigma: float, margin_sigmas: float) -> bool:
+    """An explore's own paired measurement clears the claim margin."""
+    return claimed_gain is not None and math.isfinite(claimed_gain) and claimed_gain > margin_sigmas * noise_sigma
+
+
+def pooled_sigma(prior_sigma: float, *, sum_squares: float, df: int) -> float:
+    """σ of a paired difference: the track's configured value, updated by its measured history
+    (within-candidate sums of squares) as a conjugate prior worth POOLING_PRIOR_DF runs."""
+    return math.sqrt((POOLING_PRIOR_DF * prior_sigma**2 + sum_squares) / (POOLING_PRIOR_DF + df))
+
+
+def within_sum_squares(diffs: Sequence[float]) -> tuple[float, int]:
+    """The spread of one candidate's counted differences around their mean, with its df."""
+    if len(diffs) < 2:
+        return 0.0, 0
+    mean = statistics.fmean(diffs)
+    return sum((d - mean) ** 2 for d in diffs), len(diffs) - 1

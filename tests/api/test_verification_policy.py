@@ -1,0 +1,210 @@
+"""The verification policy through the API: a quorum of distinct accounts, spot checks of negative
+results, the audit of a promotion by its calibration, quarantine and release, and the expiry of
+candidates nobody verifies."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from coordinator.cli import app as coordinator_cli
+from coordinator.models import Variant
+from coordinator.models import Worker as WorkerRow
+from coordinator.services.reaper import reap
+from coordinator.services.tracks import TrackParams, quorum_shortfalls
+from tests.api.conftest import TRACK, Coordinator, Worker, calibrate
+
+TIMEOUT_S = 3600.0
+
+
+@pytest.fixture
+def track_params(track_params: TrackParams) -> TrackParams:
+    return dataclasses.replace(track_params, quorum=2, verify_timeout_s=TIMEOUT_S)
+
+
+def variant(coordinator: Coordinator, digest: str) -> dict:
+    return coordinator.client.get(f"/v1/variants/{digest}?track_id={TRACK}").json()  # type: ignore[no-any-return]
+
+
+def trust(coordinator: Coordinator, worker: Worker) -> tuple[int, int, bool]:
+    with coordinator.session() as session:
+        row = session.get(WorkerRow, worker.worker_id)
+        return row.valid_streak, row.invalid_results, row.quarantined
+
+
+def test_a_quorum_is_two_accounts_never_two_machines_of_one(coordinator: Coordinator, make_worker) -> None:
+    alice, bob1, bob2, carol = (make_worker("a1", "alice"), make_worker("b1", "bob"), make_worker("b2", "bob"),
+                                make_worker("c1", "carol"))  # fmt: skip
+    calibrate(coordinator, [1.00, 1.00])
+    claim = alice.run(alice.lease(), 0.90)
+    assert bob1.run(bob1.lease(), 0.91)["variant_status"] == "candidate"
+    assert variant(coordinator, claim["variant_hash"])["reason"] == "awaiting 1 more verification(s) from other accounts"
+    assert bob2.lease()["kind"] == "explore"  # bob's account has had its say
+    verify = carol.lease()
+    assert (verify["kind"], verify["variant"]["hash"]) == ("verify", claim["variant_hash"])
+    assert carol.run(verify, 0.90)["variant_status"] == "verified"
+    runs = variant(coordinator, claim["variant_hash"])["runs"]
+    assert sorted(r["account"] for r in runs if r["kind"] == "verify") == ["bob", "carol"]
+
+
+def test_a_candidate_nobody_verifies_expires_as_unverified_and_costs_nobody_trust(
+    coordinator: Coordinator, make_worker
+) -> None:
+    alice, bob = make_worker("a1", "alice"), make_worker("b1", "bob")
+    calibrate(coordinator, [1.00, 1.00])
+    claim = alice.run(alice.lease(), 0.90)
+    bob.run(bob.lease(), 0.91)  # one account of the two the quorum needs
+    factory = coordinator.client.app.state.arn.session_factory  # type: ignore[attr-defined]
+    coordinator.clock.advance(TIMEOUT_S - 1)
+    reap(factory, now=coordinator.clock())
+    assert variant(coordinator, claim["variant_hash"])["status"] == "candidate"
+    coordinator.clock.advance(2)
+    reap(factory, now=coordinator.clock())
+    reap(factory, now=coordinator.clock())  # idempotent
+    detail = variant(coordinator, claim["variant_hash"])
+    assert detail["status"] == "unverified"
+    assert detail["reason"] == (
+        "unverified: not decided within 3600 s (awaiting 1 more verification(s) from other accounts)"
+    )
+    assert trust(coordinator, alice) == (0, 0, False)
+
+
+def test_the_start_warns_of_a_quorum_the_accounts_seen_cannot_meet(coordinator: Coordinator, make_worker) -> None:
+    with coordinator.session() as session:
+        assert quorum_shortfalls(session) == []  # nobody has joined yet: nothing to say
+    make_worker("a1", "alice")
+    make_worker("b1", "bob")
+    with coordinator.session() as session:
+        assert [(track.id, accounts) for track, accounts in quorum_shortfalls(session)] == [(TRACK, 2)]
+    make_worker("c1", "carol")
+    with coordinator.session() as session:
+        assert quorum_shortfalls(session) == []
+
+
+def test_a_promotion_its_calibration_refutes_is_revoked(coordinator: Coordinator, make_worker) -> None:
+    liar, stamp1, stamp2 = make_worker("l1", "liar"), make_worker("s1", "stamp1"), make_worker("s2", "stamp2")
+    calibrate(coordinator, [1.00, 1.00])
+    baseline = coordinator.client.get(f"/v1/tracks/{TRACK}/head").json()["hash"]
+    fake = liar.run(liar.lease(), 0.50)  # a gain of 0.5 it never measured
+    stamp1.run(stamp1.lease(), 0.50)
+    assert stamp2.run(stamp2.lease(), 0.50)["variant_status"] == "verified"
+    # Its authors and verifiers never calibrate it: accounts that took no part do, paired with the
+    # head it replaced, and both measure no gain.
+    for worker in (liar, stamp1, stamp2):
+        assert worker.lease()["kind"] == "explore"
+    for name in ("h1", "h2"):
+        honest = make_worker(name, name)
+        audit = honest.lease()
+        assert (audit["kind"], audit["variant"]["hash"], audit["control"]["hash"]) == (
+            "calibrate", fake["variant_hash"], baseline
+        )
+        honest.run(audit, 1.00, control_bpb=1.00)
+    detail = variant(coordinator, fake["variant_hash"])
+    assert detail["status"] == "rejected"
+    assert detail["reason"] == (
+        "promotion revoked: 2 calibration runs by other accounts measured a gain of 0.0000 over the previous"
+        " head, against the verifiers' 0.5000"
+    )
+    assert coordinator.client.get(f"/v1/tracks/{TRACK}/head").json()["hash"] == baseline
+    for worker in (liar, stamp1, stamp2):
+        assert trust(coordinator, worker)[1] == 1
+
+
+def test_an_honest_promotion_survives_its_audit(coordinator: Coordinator, make_worker) -> None:
+    alice, bob, carol = make_worker("a1", "alice"), make_worker("b1", "bob"), make_worker("c1", "carol")
+    calibrate(coordinator, [1.00, 1.00])
+    claim = alice.run(alice.lease(), 0.90)
+    bob.run(bob.lease(), 0.91)
+    carol.run(carol.lease(), 0.90)
+    calibrate(coordinator, [0.91, 0.90])  # paired with the previous head at HEAD_BPB: a gain of about 0.1
+    head = coordinator.client.get(f"/v1/tracks/{TRACK}/head").json()
+    assert (head["hash"], head["val_bpb"]) == (claim["variant_hash"], pytest.approx(0.905))
+
+
+def test_a_quarantined_worker_is_told_why_and_a_release_lets_it_work_again(
+    coordinator: Coordinator, make_worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = make_worker("a1", "alice")
+    monkeypatch.setenv("ARN_DATABASE_URL", coordinator.settings.resolved_database_url)
+    monkeypatch.setenv("ARN_DATA_DIR", str(coordinator.settings.data_dir))
+    cli = CliRunner()
+
+    result = cli.invoke(coordinator_cli, ["worker", "quarantine", alice.worker_id[:8], "--reason", "tampered reports"])
+    assert result.exit_code == 0, result.output
+    refused = alice.post("/v1/leases", {"track_id": TRACK})
+    assert (refused.status_code, refused.json()["code"]) == (403, "worker_quarantined")
+    assert refused.json()["message"] == "this worker is quarantined: tampered reports"
+    listed = cli.invoke(coordinator_cli, ["worker", "list", "--quarantined", "--json"])
+    assert '"reason": "tampered reports"' in listed.output
+
+    assert cli.invoke(coordinator_cli, ["worker", "release", alice.worker_id]).exit_code == 0
+    assert alice.lease() is not None
+    assert trust(coordinator, alice) == (0, 0, False)
+
+
+def test_a_quarantined_account_takes_no_new_worker(coordinator: Coordinator, make_worker, monkeypatch) -> None:
+    make_worker("m1", "mallory")
+    monkeypatch.setenv("ARN_DATABASE_URL", coordinator.settings.resolved_database_url)
+    monkeypatch.setenv("ARN_DATA_DIR", str(coordinator.settings.data_dir))
+    result = CliRunner().invoke(coordinator_cli, ["worker", "quarantine", "--account", "mallory", "--reason", "sybils"])
+    assert result.exit_code == 0, result.output
+    from shared.protocol import HardwareInfo, RegistrationPayload
+    from shared.signing import SigningKey
+
+    key = SigningKey.generate()
+    payload = RegistrationPayload(
+        public_key=key.public_key, name="m2", account="mallory", hardware=HardwareInfo(hardware_class="cpu"),
+        issued_at=coordinator.clock(),
+    ).model_dump(mode="json")
+    response = coordinator.client.post("/v1/workers", json={"payload": payload, "signature": key.sign(payload)})
+    assert (response.status_code, response.json()["message"]) == (403, "account mallory is quarantined: sybils")
+
+
+def test_new_accounts_from_one_address_are_limited(coordinator: Coordinator, make_worker) -> None:
+    coordinator.client.app.state.arn.settings.new_accounts_per_hour_per_ip = 2  # type: ignore[attr-defined]
+    make_worker("a1", "alice")
+    make_worker("b1", "bob")
+    make_worker("a2", "alice")  # joining an existing account is not limited
+    with pytest.raises(AssertionError, match="rate_limited"):
+        make_worker("c1", "carol")
+
+
+class TestSpotChecks:
+    @pytest.fixture
+    def spot_check_rate(self) -> float:
+        return 1.0
+
+    def test_a_hidden_gain_is_caught_and_becomes_a_candidate(self, coordinator: Coordinator, make_worker) -> None:
+        saboteur, bob = make_worker("s1", "saboteur"), make_worker("b1", "bob")
+        calibrate(coordinator, [1.00, 1.00])
+        explore = saboteur.lease()
+        hidden = saboteur.run(explore, 1.05)  # reports its find 0.05 worse than its parent
+        assert hidden["variant_status"] == "discarded"
+        check = bob.lease()
+        assert (check["kind"], check["variant"]["hash"], check["control"]["hash"]) == (
+            "verify", hidden["variant_hash"], explore["variant"]["hash"]
+        )
+        bob.run(check, 0.90)  # another account measures a gain of 0.1
+        detail = variant(coordinator, hidden["variant_hash"])
+        assert detail["status"] == "candidate"
+        assert detail["reason"] == (
+            "a spot check measured a gain of 0.1000; awaiting 2 verification(s) from other accounts"
+        )
+        assert trust(coordinator, saboteur)[1] == 1
+        assert trust(coordinator, bob)[1] == 0
+
+    def test_a_consistent_negative_result_earns_its_reporter_trust(self, coordinator: Coordinator, make_worker) -> None:
+        alice, bob = make_worker("a1", "alice"), make_worker("b1", "bob")
+        calibrate(coordinator, [1.00, 1.00])
+        negative = alice.run(alice.lease(), 1.02)
+        streak = trust(coordinator, alice)[0]
+        bob.run(bob.lease(), 1.025)
+        assert variant(coordinator, negative["variant_hash"])["status"] == "discarded"
+        assert trust(coordinator, alice) == (streak + 1, 0, False)
+        with coordinator.session() as session:
+            row = session.scalars(select(Variant).where(Variant.hash == negative["variant_hash"])).one()
+            assert row.spot_check is False  # checked once
+        assert bob.lease()["kind"] == "explore"
