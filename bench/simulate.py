@@ -44,6 +44,7 @@ sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere
 from bench.simnet.actors import KINDS, Actor, Report, assign_kinds  # noqa: E402
 from bench.simnet.coordinator import HARDWARE_CLASS, TRACK, TrackPolicy, serve  # noqa: E402
 from bench.simnet.landscape import Landscape, Machine, Noise, constants  # noqa: E402
+from shared.hashing import variant_hash  # noqa: E402
 from shared.protocol import HardwareInfo, RegistrationPayload, RunMetrics, RunPayload, signed_fields  # noqa: E402
 from shared.signing import SigningKey  # noqa: E402
 from worker.agents.base import ProposalContext  # noqa: E402
@@ -66,6 +67,7 @@ class Tally:
     trainings: dict[str, int] = field(default_factory=lambda: {"explore": 0, "reference": 0, "verify": 0, "calibrate": 0})
     explored: dict[str, Explored] = field(default_factory=dict)
     verified_hashes: set[str] = field(default_factory=set)  # variants that got a verify lease
+    verify_controls: dict[str, set[str]] = field(default_factory=dict)  # variant -> heads it was paired with
     latencies: list[float] = field(default_factory=list)
     head_trace: list[tuple[int, int, float]] = field(default_factory=list)  # (time, runs, head true)
     time_to_target: int | None = None
@@ -138,8 +140,6 @@ class Simulation:
     def _payload(self, actor: Actor, worker_id: str, lease: dict[str, Any], report: Report) -> RunPayload:
         explore = lease["kind"] == "explore"
         control = RunMetrics(val_bpb=report.control, steps=100, tokens=12800, train_seconds=60.0) if report.control is not None else None
-        from shared.hashing import variant_hash
-
         return RunPayload(
             lease_id=lease["id"], worker_id=worker_id, track_id=lease["track_id"], kind=lease["kind"],
             variant_hash=variant_hash(report.source) if explore and report.source else lease["variant"]["hash"],
@@ -157,8 +157,6 @@ class Simulation:
             self.tally.trainings["explore"] += 1
             self.tally.trainings["reference"] += 1 if paired else 0
             assert report.source is not None and report.true_child is not None and report.true_parent is not None
-            from shared.hashing import variant_hash
-
             digest = variant_hash(report.source)
             self.tally.explored.setdefault(
                 digest, Explored(digest, lease["variant"]["hash"], report.true_child, report.true_parent, actor.kind)
@@ -167,6 +165,8 @@ class Simulation:
         elif kind == "verify":
             self.tally.trainings["verify"] += 2 if paired else 1
             self.tally.verified_hashes.add(lease["variant"]["hash"])
+            if lease.get("control"):
+                self.tally.verify_controls.setdefault(lease["variant"]["hash"], set()).add(lease["control"]["hash"])
         else:
             self.tally.trainings["calibrate"] += 2 if paired else 1
 
@@ -208,6 +208,13 @@ class Simulation:
         if self.tally.time_to_target is None and true <= self.target and self.args.landscape == "bowls":
             self.tally.time_to_target = now
 
+    async def _head_audited(self, client: httpx.AsyncClient) -> bool:
+        head = (await client.get(f"{self.url}/v1/tracks/{TRACK}/head")).json()
+        if head.get("parent_hash") is None:
+            return True  # the baseline: nothing to audit
+        calibrations = [r for r in head.get("runs", []) if r["kind"] == "calibrate"]
+        return len(calibrations) >= self.args.calibration_runs
+
     async def run(self) -> Tally:
         limits = httpx.Limits(max_connections=CONCURRENCY + 8, max_keepalive_connections=CONCURRENCY + 8)
         async with httpx.AsyncClient(timeout=60.0, limits=limits) as client:
@@ -231,7 +238,11 @@ class Simulation:
                 if free_at is not None:
                     heapq.heappush(queue, (free_at, next(order), index))
 
-            while queue and self.tally.runs < self.args.runs:
+            # Past the run budget, the network keeps going (up to half as long again) while the
+            # head still awaits its calibration: a promotion is final only once audited.
+            while queue and self.tally.runs < self.args.runs * 1.5:
+                if self.tally.runs >= self.args.runs and await self._head_audited(client):
+                    break
                 now = queue[0][0]
                 due = []
                 while queue and queue[0][0] == now:
@@ -289,7 +300,36 @@ def figures(sim: Simulation) -> dict[str, Any]:
     honest = [e for e in tally.explored.values() if e.by == "honest"]
     planted = [e for e in honest if e.true_child < e.true_parent - 0.5 * args.gain * args.sigma_seed]
     planted_promoted = [e for e in planted if sim.outcomes.get(e.hash, {}).get("status") == "verified"]
-    planted_candidates = [e for e in planted if e.hash in {h for h in candidates}]
+    planted_candidates = [e for e in planted if e.hash in set(candidates)]
+    # A fair test of a planted gain: the candidate was verified against its own parent. Once a
+    # sibling is promoted, the rest are measured against it, over which they gain nothing.
+    fair = [
+        e for e in planted_candidates
+        if tally.verify_controls.get(e.hash) == {e.parent} and sim.outcomes.get(e.hash, {}).get("status") in decided
+    ]
+    fair_promoted = [e for e in fair if sim.outcomes[e.hash]["status"] == "verified"]
+    # Every decided candidate by its true gain over the one head it was verified against.
+    baseline_hash = variant_hash((REPO_ROOT / "baseline" / "train.py").read_text())
+    real_gain, no_gain = [], []
+    for digest in tested:
+        controls = tally.verify_controls.get(digest, set())
+        if len(controls) != 1 or digest not in tally.explored:
+            continue
+        [control] = controls
+        if control == baseline_hash:
+            control_true = baseline_true
+        elif control in tally.explored:
+            control_true = tally.explored[control].true_child
+        else:
+            continue
+        gain = control_true - tally.explored[digest].true_child
+        promoted = sim.outcomes[digest]["status"] == "verified" or (sim.outcomes[digest].get("reason") or "").startswith(
+            "promotion revoked"
+        )
+        if gain >= 0.75 * args.gain * args.sigma_seed and args.landscape == "planted":
+            real_gain.append(promoted)
+        elif gain <= 1e-12:
+            no_gain.append(promoted)
     runs = max(1, tally.runs)
     checks = tally.trainings["verify"] + tally.trainings["calibrate"]
     caught: dict[str, dict[str, Any]] = {}
@@ -332,6 +372,13 @@ def figures(sim: Simulation) -> dict[str, Any]:
         "planted_candidates": len(planted_candidates),
         "planted_promoted": len(planted_promoted),
         "power": len(planted_promoted) / len(planted) if planted else None,
+        "planted_tested_against_parent": len(fair),
+        "power_against_parent": len(fair_promoted) / len(fair) if fair else None,
+        "claim_pass_rate_planted": len(planted_candidates) / len(planted) if planted else None,
+        "tested_with_true_gain": len(real_gain),
+        "verify_power": sum(real_gain) / len(real_gain) if real_gain else None,
+        "tested_without_gain": len(no_gain),
+        "promoted_without_gain": sum(no_gain),
         "verification_share": checks / runs,
         "overhead_share_with_references": (checks + tally.trainings["reference"]) / runs,
         "head_true_start": baseline_true,
@@ -380,6 +427,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--ring-accounts", type=int, default=5, help="accounts of the sybil ring")
     add("--machines-per-account", type=int, default=1)
     add("--quorum", type=int, default=2)
+    add("--calibration-runs", type=int, default=2, help="runs of each new head: its audit")
     add("--claim-margin", type=float, default=1.0, help="claimed gain that makes a candidate, in σ")
     add("--max-verifications", type=int, default=8)
     add("--noise-sigma", type=float, default=None, help="the track's configured σ (default: the true paired σ)")
@@ -433,7 +481,7 @@ def solo(args: argparse.Namespace) -> dict[str, Any]:
 async def _simulate(args: argparse.Namespace) -> dict[str, Any]:
     noise = Noise(sigma_seed=args.sigma_seed, shared_fraction=args.shared_fraction, sigma_machine=0.0)
     policy = TrackPolicy(
-        quorum=args.quorum, noise_sigma=args.noise_sigma if args.noise_sigma is not None else noise.sigma_paired,
+        quorum=args.quorum, calibration_runs=args.calibration_runs, noise_sigma=args.noise_sigma if args.noise_sigma is not None else noise.sigma_paired,
         claim_margin=args.claim_margin, max_verifications=args.max_verifications,
     )
     if args.url:

@@ -17,7 +17,7 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from coordinator.errors import DomainError
@@ -143,6 +143,21 @@ def _needs_calibration(session: Session, track: Track, worker: Worker) -> Varian
     return head
 
 
+def head_audited(session: Session, track: Track) -> bool:
+    """Whether the head's promotion has had its audit: all its calibration runs (services/
+    verification.record_calibration). Nothing is promoted over a head still awaiting its audit, so
+    a fake cannot escape it by being built upon at once. The baseline has nothing to audit."""
+    head = track.head
+    if head is None or head.previous_head_id is None:
+        return True
+    done = session.scalar(
+        select(func.count()).select_from(Run).where(
+            Run.variant_id == head.id, Run.kind == LeaseKind.calibrate.value, Run.status == RunStatus.ok.value
+        )
+    )
+    return int(done or 0) >= track.calibration_runs
+
+
 def _verifier_rank(candidate: Variant, worker: Worker) -> bytes:
     return hashlib.sha256(f"verifier:{candidate.hash}:{worker.id}".encode()).digest()
 
@@ -193,12 +208,17 @@ def _candidate_for(session: Session, track: Track, worker: Worker, *, now: datet
             Variant.id.not_in(leased_by_account),
             Variant.id.not_in(claimed_by_account),
         )
-        .order_by(Variant.created_at, Variant.id)
+        # Claims made against the current head first: a candidate whose parent has been replaced
+        # is compared with a head it was never measured against, and its claim says little.
+        .order_by(case((Variant.parent_id == track.head_variant_id, 0), else_=1), Variant.created_at, Variant.id)
         # Two replicas must not both hand out the last verify slot of one candidate.
         .with_for_update(skip_locked=True, of=Variant)
     )
+    audited = head_audited(session, track)
     open_slots = []
     for variant in session.scalars(query):
+        if variant.status == VariantStatus.candidate.value and not audited:
+            continue  # spot checks go on; candidates wait for the head's audit
         active = _active_count(session, variant_id=variant.id, kind=LeaseKind.verify)
         control = variant.parent_id if variant.status != VariantStatus.candidate.value else track.head_variant_id
         done = len(verify_runs_against(session, variant.id, control))

@@ -20,8 +20,9 @@ what is left has a standard deviation σ (the track's `noise_sigma`), pooled ove
   alone is rejected before the quorum is complete.
 - **Consistency.** A run far from the other verifiers (OUTLIER_SIGMAS) is set aside and costs its
   worker trust; two untrusted runs that disagree wait for a third. A claim far above what the
-  verifiers measured (CLAIM_REFUTED_SIGMAS) costs its author trust. An honest claim that merely
-  fails the test costs nobody anything.
+  verifiers measured (CLAIM_REFUTED_SIGMAS) costs its author trust; verifiers that measured far
+  more than the author claimed are not believed either, and more verifiers are asked. An honest
+  claim that merely fails the test costs nobody anything.
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ DESIGN_GAIN_SIGMAS = 1.5
 MISSED_GAIN_RATE = 0.2  # the chance of rejecting a gain of θ, which sets the early-rejection bound
 LOG_PROMOTE = math.log(1.0 / FALSE_PROMOTION_RATE)
 LOG_REJECT = math.log(MISSED_GAIN_RATE / (1.0 - FALSE_PROMOTION_RATE))
-OUTLIER_SIGMAS = 4.5  # in σ of the difference of two runs, σ·√2: an honest pair that far apart is rarer than 1 in 10^5
-CLAIM_REFUTED_SIGMAS = 4.0  # in σ of the claim minus the verifiers' mean, σ·√(1 + 1/n)
+OUTLIER_SIGMAS = 3.5  # in σ of the difference of two runs, σ·√2: an honest pair that far apart is rarer than 1 in 2,000
+CLAIM_REFUTED_SIGMAS = 3.5  # in σ of the claim minus the verifiers' mean, σ·√(1 + 1/n)
 POOLING_PRIOR_DF = 10  # degrees of freedom the track's configured σ counts for against its measured history
+POOLING_BOUND = 1.25  # the measured σ stays within this factor of the configured one
 
 
 class Decision(StrEnum):
@@ -76,6 +78,12 @@ class Verdict:
     claim_refuted: bool
     awaiting: int  # verifications still needed before the next decision can be taken
     reason: str | None
+
+
+def _claim_allowance(rules: Rules, n: int) -> float:
+    """How far the verifiers' mean gain over n runs may be from the claim: the claim is one paired
+    run itself, so the two differ by noise of σ·√(1 + 1/n)."""
+    return max(rules.tolerance, CLAIM_REFUTED_SIGMAS * rules.noise_sigma * math.sqrt(1.0 + 1.0 / max(1, n)))
 
 
 def log_likelihood_ratio(diffs: Sequence[float], sigma: float) -> float:
@@ -134,7 +142,7 @@ def judge(runs: Sequence[PairedRun], *, claimed_gain: float | None, rules: Rules
     def verdict(decision: Decision, awaiting: int, reason: str | None) -> Verdict:
         refuted = False
         if decision is not Decision.wait and claimed_gain is not None and gain is not None:
-            allowed = max(rules.tolerance, CLAIM_REFUTED_SIGMAS * sigma * math.sqrt(1.0 + 1.0 / n))
+            allowed = _claim_allowance(rules, n)
             refuted = claimed_gain - gain > allowed
             if refuted:
                 reason = (
@@ -154,6 +162,14 @@ def judge(runs: Sequence[PairedRun], *, claimed_gain: float | None, rules: Rules
     if rules.need_trusted and not any(run.trusted for run in counted):
         return verdict(Decision.wait, 1, "awaiting a verification from a trusted worker")
     assert gain is not None
+    if claimed_gain is not None and gain - claimed_gain > _claim_allowance(rules, n):
+        # Far more gain than its own author measured: honest verifiers measure about what an
+        # honest author claimed (a little less, the claim having been selected), so these runs
+        # look like a confirmation written without training. More verifiers decide.
+        if n >= rules.max_runs:
+            return verdict(Decision.reject, 0, f"verifiers measured a gain of {gain:.4f}, far above the {claimed_gain:.4f}"
+                                               " claimed: not trusted either way")  # fmt: skip
+        return verdict(Decision.wait, 1, f"verifiers measured far more than the {claimed_gain:.4f} claimed; one more is needed")
     if evidence >= LOG_PROMOTE:
         return verdict(Decision.promote, 0, None)
     if evidence <= LOG_REJECT:
@@ -188,8 +204,12 @@ def is_candidate(claimed_gain: float | None, *, noise_sigma: float, margin_sigma
 
 def pooled_sigma(prior_sigma: float, *, sum_squares: float, df: int) -> float:
     """σ of a paired difference: the track's configured value, updated by its measured history
-    (within-candidate sums of squares) as a conjugate prior worth POOLING_PRIOR_DF runs."""
-    return math.sqrt((POOLING_PRIOR_DF * prior_sigma**2 + sum_squares) / (POOLING_PRIOR_DF + df))
+    (within-candidate sums of squares) as a conjugate prior worth POOLING_PRIOR_DF runs, and kept
+    within POOLING_BOUND of the configured value either way. Unbounded, the history is an attack
+    surface: verifiers reporting wild differences would widen σ until no fake stood out, and a
+    ring reporting identical ones would narrow it until noise looked like a gain."""
+    pooled = math.sqrt((POOLING_PRIOR_DF * prior_sigma**2 + sum_squares) / (POOLING_PRIOR_DF + df))
+    return min(max(pooled, prior_sigma / POOLING_BOUND), prior_sigma * POOLING_BOUND)
 
 
 def within_sum_squares(diffs: Sequence[float]) -> tuple[float, int]:

@@ -33,6 +33,7 @@ from coordinator.services.leases import (
     ACTIVE,
     TRUSTED_STREAK,
     explore_reference,
+    head_audited,
     is_trusted,
     verify_runs_against,
 )
@@ -257,6 +258,10 @@ def record_verification(session: Session, track: Track, candidate: Variant, run:
         return
 
     head = track.head
+    if verdict.decision is Decision.promote and not head_audited(session, track):
+        candidate.reason = "verified; awaiting the audit of the current head before it can replace it"
+        session.flush()
+        return
     if verdict.decision is Decision.promote and not _swap_head(session, track, expected=head, new=candidate):
         # Another result promoted something else meanwhile (on another replica, say): these runs
         # measured the gain over a head that is gone, so the candidate is verified again.

@@ -228,7 +228,7 @@ def test_a_claim_that_holds_on_public_val_but_not_on_held_out_text_is_refuted(
     assert result["variant_status"] == "rejected"
     detail = coordinator.client.get(f"/v1/variants/{claim['variant_hash']}?track_id={TRACK}").json()
     assert detail["reason"] == (
-        "claim not reproduced: claimed a gain of 0.8688, verifiers measured -3.0063 (allowed shortfall 0.0566)"
+        "claim not reproduced: claimed a gain of 0.8688, verifiers measured -3.0063 (allowed shortfall 0.0500)"
     )
     with coordinator.session() as session:
         author = session.get(WorkerRow, alice.worker_id)

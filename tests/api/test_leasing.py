@@ -107,7 +107,7 @@ def test_a_claim_the_verifiers_cannot_reproduce_is_rejected_and_the_author_loses
     assert result["variant_status"] == "rejected"
     detail = coordinator.client.get(f"/v1/variants/{claim['variant_hash']}?track_id={TRACK}").json()
     assert detail["reason"] == (
-        "claim not reproduced: claimed a gain of 0.5000, verifiers measured -0.0100 (allowed shortfall 0.0566)"
+        "claim not reproduced: claimed a gain of 0.5000, verifiers measured -0.0100 (allowed shortfall 0.0500)"
     )
     with coordinator.session() as session:
         from coordinator.models import Worker as WorkerRow

@@ -34,6 +34,7 @@ from tests.api.conftest import (  # noqa: F401  (fixtures, by name)
     holdout_pool,
     kv,
     make_worker,
+    spot_check_rate,
     track_params,
 )
 from tests.redteam.conftest import PARSING, POLICY, executor, variant

@@ -506,6 +506,7 @@ def test_a_result_kept_while_the_coordinator_is_down_is_delivered_at_the_next_st
 def test_the_first_sigint_stops_taking_work_and_the_second_aborts() -> None:
     stop = StopSignal()
     output = io.StringIO()
+    before = signal.getsignal(signal.SIGINT)  # SIG_IGN under nohup, Python's default in a terminal
     restore = stop.install(PlainDisplay(output))
     try:
         os.kill(os.getpid(), signal.SIGINT)
@@ -514,6 +515,6 @@ def test_the_first_sigint_stops_taking_work_and_the_second_aborts() -> None:
         assert wait_until(stop.aborting.is_set)
     finally:
         restore()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
     assert "stopping after the current lease" in output.getvalue()
     assert "aborting the current run" in output.getvalue()

@@ -87,8 +87,20 @@ def test_a_claim_far_beyond_the_measured_gain_is_refuted() -> None:
     verdict = judge([run(1, 0.0), run(2, 0.001)], claimed_gain=0.30, rules=RULES)
     assert verdict.decision is Decision.reject and verdict.claim_refuted
     assert verdict.reason == (
-        "claim not reproduced: claimed a gain of 0.3000, verifiers measured -0.0005 (allowed shortfall 0.0490)"
+        "claim not reproduced: claimed a gain of 0.3000, verifiers measured -0.0005 (allowed shortfall 0.0429)"
     )
+
+
+def test_verifiers_that_confirm_far_more_than_was_claimed_are_not_believed() -> None:
+    stamps = [run(1, -0.30), run(2, -0.30)]  # two rubber stamps on an honest claim of 0.015
+    verdict = judge(stamps, claimed_gain=0.015, rules=RULES)
+    assert (verdict.decision, verdict.awaiting) == (Decision.wait, 1)
+    assert verdict.reason == "verifiers measured far more than the 0.0150 claimed; one more is needed"
+    # Honest verifiers outvote them: the stamps are set aside and the claim is judged on the rest.
+    honest = [run(3, -0.025), run(4, -0.03), run(5, -0.028)]
+    verdict = judge([*stamps, *honest], claimed_gain=0.025, rules=RULES)
+    assert set(verdict.outliers) == set(stamps)
+    assert verdict.decision is Decision.promote
 
 
 def test_the_tolerance_is_the_least_shortfall_that_refutes() -> None:
@@ -154,7 +166,10 @@ def test_a_claim_becomes_a_candidate_only_beyond_its_margin() -> None:
 
 def test_sigma_is_pooled_from_the_tracks_history_with_the_configured_value_as_prior() -> None:
     assert pooled_sigma(0.01, sum_squares=0.0, df=0) == pytest.approx(0.01)
-    # 30 df measured at σ 0.02 against 10 prior df at 0.01: sqrt((10e-4 + 30 * 4e-4) / 40).
-    assert pooled_sigma(0.01, sum_squares=30 * 0.02**2, df=30) == pytest.approx(math.sqrt(0.013 / 40))
+    # 30 df measured at σ 0.012 against 10 prior df at 0.01: sqrt((10e-4 + 30 * 1.44e-4) / 40).
+    assert pooled_sigma(0.01, sum_squares=30 * 0.012**2, df=30) == pytest.approx(math.sqrt((1e-3 + 30 * 1.44e-4) / 40))
+    # However wild or tame the history, σ stays within 1.25x of the configured value.
+    assert pooled_sigma(0.01, sum_squares=100 * 1.0, df=100) == pytest.approx(0.0125)
+    assert pooled_sigma(0.01, sum_squares=0.0, df=1000) == pytest.approx(0.008)
     assert within_sum_squares([1.0, 3.0]) == (2.0, 1)
     assert within_sum_squares([1.0]) == (0.0, 0)
