@@ -45,7 +45,14 @@ from bench.simnet.actors import KINDS, Actor, Report, assign_kinds  # noqa: E402
 from bench.simnet.coordinator import HARDWARE_CLASS, TRACK, TrackPolicy, serve  # noqa: E402
 from bench.simnet.landscape import Landscape, Machine, Noise, constants  # noqa: E402
 from shared.hashing import variant_hash  # noqa: E402
-from shared.protocol import HardwareInfo, RegistrationPayload, RunMetrics, RunPayload, signed_fields  # noqa: E402
+from shared.protocol import (  # noqa: E402
+    HardwareInfo,
+    RegistrationPayload,
+    RunMetrics,
+    RunPayload,
+    RunStatus,
+    signed_fields,
+)
 from shared.signing import SigningKey  # noqa: E402
 from worker.agents.base import ProposalContext  # noqa: E402
 from worker.agents.offline import OfflineAgent  # noqa: E402
@@ -72,6 +79,7 @@ class Tally:
     head_trace: list[tuple[int, int, float]] = field(default_factory=list)  # (time, runs, head true)
     time_to_target: int | None = None
     leases: int = 0
+    transport_errors: int = 0
 
     @property
     def runs(self) -> int:
@@ -100,14 +108,22 @@ class Simulation:
     # --- HTTP ---------------------------------------------------------------------------------
 
     async def _call(self, client: httpx.AsyncClient, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        for _attempt in range(20):
+        """One request, retried as a worker retries: after 429 or 503 as the coordinator asks, and
+        after a timeout or a dropped connection (a result is idempotent; a lease asked for twice
+        leaves the first to expire)."""
+        for attempt in range(20):
             began = time.perf_counter()
-            response = await client.request(method, f"{self.url}{path}", **kwargs)
+            try:
+                response = await client.request(method, f"{self.url}{path}", **kwargs)
+            except httpx.TransportError:
+                self.tally.transport_errors += 1
+                await asyncio.sleep(min(30.0, 2.0**attempt))
+                continue
             self.tally.latencies.append(time.perf_counter() - began)
             if response.status_code not in (429, 503):
                 return response
             await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
-        return response
+        raise RuntimeError(f"{method} {path}: no answer after 20 tries")
 
     async def _register(self, client: httpx.AsyncClient, actor: Actor, key: SigningKey) -> tuple[str, str]:
         payload = RegistrationPayload(
@@ -145,7 +161,7 @@ class Simulation:
             variant_hash=variant_hash(report.source) if explore and report.source else lease["variant"]["hash"],
             parent_hash=lease["variant"]["hash"] if explore else None,
             source=report.source if explore else None, hypothesis=report.hypothesis if explore else None,
-            seed=lease["seed"], status="ok",
+            seed=lease["seed"], status=RunStatus.ok,
             metrics=RunMetrics(val_bpb=report.val_bpb, steps=100, tokens=12800, train_seconds=60.0),
             control=control, env={"simulated": True}, finished_at=datetime.now(UTC),
         )  # fmt: skip
@@ -198,7 +214,7 @@ class Simulation:
         return now + max(1, report.trainings)
 
     async def _observe_head(self, client: httpx.AsyncClient, now: int) -> None:
-        response = await client.get(f"{self.url}/v1/tracks/{TRACK}/head")
+        response = await self._call(client, "GET", f"/v1/tracks/{TRACK}/head")
         head = response.json()
         source = head.get("source")
         true = self.world.true(source) if source else self.head_true
@@ -209,7 +225,7 @@ class Simulation:
             self.tally.time_to_target = now
 
     async def _head_audited(self, client: httpx.AsyncClient) -> bool:
-        head = (await client.get(f"{self.url}/v1/tracks/{TRACK}/head")).json()
+        head = (await self._call(client, "GET", f"/v1/tracks/{TRACK}/head")).json()
         if head.get("parent_hash") is None:
             return True  # the baseline: nothing to audit
         calibrations = [r for r in head.get("runs", []) if r["kind"] == "calibrate"]
@@ -253,7 +269,7 @@ class Simulation:
                     break
             self.actors = actors
             self.outcomes = await self._outcomes(client)
-            board = (await client.get(f"{self.url}/v1/tracks/{TRACK}/leaderboard", params={"limit": 1000})).json()
+            board = (await self._call(client, "GET", f"/v1/tracks/{TRACK}/leaderboard", params={"limit": 1000})).json()
             self.promotions = sorted(
                 (e for e in board["entries"] if e["verified_at"] and e["hash"] in self.tally.explored),
                 key=lambda e: e["verified_at"],
@@ -267,7 +283,7 @@ class Simulation:
             params: dict[str, Any] = {"limit": 500}
             if cursor:
                 params["cursor"] = cursor
-            page = (await client.get(f"{self.url}/v1/tracks/{TRACK}/log", params=params)).json()
+            page = (await self._call(client, "GET", f"/v1/tracks/{TRACK}/log", params=params)).json()
             for entry in page["entries"]:
                 outcomes[entry["hash"]] = entry
             cursor = page.get("next_cursor")
@@ -390,6 +406,7 @@ def figures(sim: Simulation) -> dict[str, Any]:
         "adversaries_caught": caught,
         "honest_quarantined": honest_quarantined,
         "latency_ms": {"p50": percentile(0.5), "p95": percentile(0.95), "p99": percentile(0.99)},
+        "transport_errors": tally.transport_errors,
     }
 
 

@@ -7,8 +7,10 @@
   probability `plant_rate` (decided by a hash of the name and the value, so the same change is
   always the same), and is dead otherwise. Children keep their parents' constants, so a planted
   gain is inherited until the constant changes again.
-- `bowls`: each live constant is a bowl in log-space around a seeded optimum, so a lineage can
-  climb towards a best score; `dead_share` of the constants do nothing.
+- `bowls`: each live constant is a bowl in log-space around a seeded optimum (within about 2x of
+  the baseline's value, curvature 5-25 σ_seed per unit of log² so that a good move is worth about
+  a σ near the baseline and less near the optimum), so a lineage can climb towards a best score;
+  `dead_share` of the constants do nothing.
 
 A measured score is `true + machine offset + load + shared(seed) + unshared`:
 `shared(seed)` is the same for any variant trained with that seed (it cancels in a paired
@@ -83,7 +85,7 @@ class Landscape:
             value = values.get(name, base)
             x = math.log(value / base) if value > 0 else -10.0
             optimum = (_unit(self.seed, "optimum", name) - 0.5) * 1.4  # within about 2x of the baseline
-            curvature = self.sigma_seed * (0.5 + 2.0 * _unit(self.seed, "curvature", name))
+            curvature = self.sigma_seed * (5.0 + 20.0 * _unit(self.seed, "curvature", name))
             total += curvature * ((x - optimum) ** 2 - optimum**2)
         return total
 
@@ -96,7 +98,7 @@ class Landscape:
             if _unit(self.seed, "dead", name) < self.dead_share or base <= 0:
                 continue
             optimum = (_unit(self.seed, "optimum", name) - 0.5) * 1.4
-            curvature = self.sigma_seed * (0.5 + 2.0 * _unit(self.seed, "curvature", name))
+            curvature = self.sigma_seed * (5.0 + 20.0 * _unit(self.seed, "curvature", name))
             total -= curvature * optimum**2
         return total
 
