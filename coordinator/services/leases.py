@@ -115,20 +115,37 @@ def _account_count(session: Session, *, variant_id: int, kind: LeaseKind, accoun
     )
 
 
-def _took_part(session: Session, head: Variant, account_id: int) -> bool:
-    """Whether this account authored the head or verified it: such an account never audits it."""
-    if head.author is not None and head.author.account_id == account_id:
-        return True
-    verifier = select(Lease.id).join(Worker, Worker.id == Lease.worker_id).where(
-        Lease.variant_id == head.id, Lease.kind == LeaseKind.verify.value, Worker.account_id == account_id
+def _involved_accounts(session: Session, head: Variant) -> set[int]:
+    """The accounts that promoted the head: its author's and its verifiers'."""
+    involved = set(
+        session.scalars(
+            select(Worker.account_id).join(Lease, Lease.worker_id == Worker.id).where(
+                Lease.variant_id == head.id, Lease.kind == LeaseKind.verify.value
+            )
+        )
     )
-    return session.scalars(verifier.limit(1)).first() is not None
+    if head.author is not None:
+        involved.add(head.author.account_id)
+    return involved
+
+
+def _auditor_accounts(session: Session, track: Track, head: Variant) -> int:
+    """How many accounts on the track's hardware class took no part in the head's promotion."""
+    involved = _involved_accounts(session, head)
+    query = select(func.count(func.distinct(Worker.account_id))).where(
+        Worker.hardware_class == track.hardware_class, Worker.quarantined.is_(False)
+    )
+    if involved:
+        query = query.where(Worker.account_id.not_in(involved))
+    return int(session.scalar(query) or 0)
 
 
 def _needs_calibration(session: Session, track: Track, worker: Worker) -> Variant | None:
     """The head, while it has fewer calibration runs than the track asks for. Each account gives at
-    most half of them, so no one account sets a head's shown value alone, and the accounts that
-    promoted a head (its author, its verifiers) never calibrate it: its calibration audits them."""
+    most half of them, so no one account sets a head's shown value alone. The accounts that
+    promoted a head (its author, its verifiers) do not calibrate it while any other account could:
+    its calibration audits them. On a network too small for that (two accounts, say), a verifier's
+    account calibrates it, for its shown value only; the author's never does."""
     head = track.head
     if head is None:
         return None
@@ -138,24 +155,29 @@ def _needs_calibration(session: Session, track: Track, worker: Worker) -> Varian
     per_account = max(1, math.ceil(track.calibration_runs / 2))
     if _account_count(session, variant_id=head.id, kind=LeaseKind.calibrate, account_id=worker.account_id) >= per_account:
         return None
-    if _took_part(session, head, worker.account_id):
+    if head.author is not None and head.author.account_id == worker.account_id:
+        return None
+    if worker.account_id in _involved_accounts(session, head) and _auditor_accounts(session, track, head) > 0:
         return None
     return head
 
 
 def head_audited(session: Session, track: Track) -> bool:
-    """Whether the head's promotion has had its audit: all its calibration runs (services/
-    verification.record_calibration). Nothing is promoted over a head still awaiting its audit, so
-    a fake cannot escape it by being built upon at once. The baseline has nothing to audit."""
+    """Whether the head's promotion has had its audit (services/verification.record_calibration):
+    calibration runs from as many uninvolved accounts as the track asks for, or as exist. Nothing
+    is promoted over a head still awaiting its audit, so a fake cannot escape it by being built
+    upon at once. The baseline has nothing to audit; a network with no uninvolved account cannot
+    audit, and does not wait."""
     head = track.head
     if head is None or head.previous_head_id is None:
         return True
+    needed = min(track.calibration_runs, _auditor_accounts(session, track, head))
     done = session.scalar(
         select(func.count()).select_from(Run).where(
             Run.variant_id == head.id, Run.kind == LeaseKind.calibrate.value, Run.status == RunStatus.ok.value
         )
     )
-    return int(done or 0) >= track.calibration_runs
+    return int(done or 0) >= needed
 
 
 def _verifier_rank(candidate: Variant, worker: Worker) -> bytes:

@@ -247,3 +247,24 @@ def test_lease_events_are_logged_with_the_lease_and_worker_ids(
     assert any(f"to worker {alice.worker_id}" in line for line in lines(done["id"]))
     assert any(f"result ok from worker {alice.worker_id}" in line for line in lines(done["id"]))
     assert any(f"by worker {alice.worker_id} expired" in line for line in lines(quiet["id"]))
+
+
+def test_on_a_two_account_network_the_verifier_calibrates_and_promotions_go_on(
+    coordinator: Coordinator, make_worker
+) -> None:
+    alice, bob = make_worker("a1", "alice"), make_worker("b1", "bob")
+    first, second = alice.lease(), bob.lease()
+    assert (first["kind"], second["kind"]) == ("calibrate", "calibrate")
+    alice.run(first, 1.00)
+    bob.run(second, 1.00)
+    claim = alice.run(alice.lease(), 0.90)
+    assert bob.run(bob.lease(), 0.90)["variant_status"] == "verified"
+    # No account took no part in the promotion: the verifier's gives the new head its shown value
+    # (the author's never does), and nothing waits for an audit that cannot happen.
+    assert alice.lease()["kind"] == "explore"
+    calibration = bob.lease()
+    assert (calibration["kind"], calibration["variant"]["hash"]) == ("calibrate", claim["variant_hash"])
+    bob.run(calibration, 0.91)
+    next_claim = alice.run(alice.lease(), 0.80, control_bpb=0.90)
+    assert next_claim["variant_status"] == "candidate"
+    assert bob.run(bob.lease(), 0.80, control_bpb=0.90)["variant_status"] == "verified"
