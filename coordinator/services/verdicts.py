@@ -21,7 +21,8 @@ what is left has a standard deviation σ (the track's `noise_sigma`), pooled ove
 - **Consistency.** A run far from the other verifiers (OUTLIER_SIGMAS) is set aside and costs its
   worker trust; two untrusted runs that disagree wait for a third. A claim far above what the
   verifiers measured (CLAIM_REFUTED_SIGMAS) costs its author trust; verifiers that measured far
-  more than the author claimed are not believed either, and more verifiers are asked. An honest
+  more than the author claimed (over twice, and beyond noise) are not believed either, and more
+  verifiers are asked. An honest
   claim that merely fails the test costs nobody anything.
 """
 
@@ -162,10 +163,11 @@ def judge(runs: Sequence[PairedRun], *, claimed_gain: float | None, rules: Rules
     if rules.need_trusted and not any(run.trusted for run in counted):
         return verdict(Decision.wait, 1, "awaiting a verification from a trusted worker")
     assert gain is not None
-    if claimed_gain is not None and gain - claimed_gain > _claim_allowance(rules, n):
-        # Far more gain than its own author measured: honest verifiers measure about what an
-        # honest author claimed (a little less, the claim having been selected), so these runs
-        # look like a confirmation written without training. More verifiers decide.
+    if claimed_gain is not None and gain - claimed_gain > max(_claim_allowance(rules, n), claimed_gain):
+        # More than twice the gain its own author measured, and beyond noise: honest verifiers
+        # measure about what an honest author claimed (machines of a class differ, so not
+        # exactly), so these runs look like a confirmation written without training. More
+        # verifiers decide.
         if n >= rules.max_runs:
             return verdict(Decision.reject, 0, f"verifiers measured a gain of {gain:.4f}, far above the {claimed_gain:.4f}"
                                                " claimed: not trusted either way")  # fmt: skip
