@@ -169,7 +169,12 @@ def head_audited(session: Session, track: Track) -> bool:
     upon at once. The baseline has nothing to audit; a network with no uninvolved account cannot
     audit, and does not wait."""
     head = track.head
-    if head is None or head.previous_head_id is None:
+    if head is None:
+        return True
+    # Read from the database, not the session: another request may have promoted this head since
+    # the session first loaded it (on SQLite, reads before a write see each commit as it lands).
+    previous = session.scalar(select(Variant.previous_head_id).where(Variant.id == head.id))
+    if previous is None:
         return True
     needed = min(track.calibration_runs, _auditor_accounts(session, track, head))
     done = session.scalar(
