@@ -163,6 +163,10 @@ def judge(runs: Sequence[PairedRun], *, claimed_gain: float | None, rules: Rules
     if rules.need_trusted and not any(run.trusted for run in counted):
         return verdict(Decision.wait, 1, "awaiting a verification from a trusted worker")
     assert gain is not None
+    if claimed_gain is not None and claimed_gain - gain > _claim_allowance(rules, n):
+        # A quorum measured far less than was claimed: that settles it, however undecided the
+        # test between "no gain" and "a small gain" still is.
+        return verdict(Decision.reject, 0, _no_gain(gain, n, sigma))
     if claimed_gain is not None and gain - claimed_gain > max(_claim_allowance(rules, n), claimed_gain):
         # More than twice the gain its own author measured, and beyond noise: honest verifiers
         # measure about what an honest author claimed (machines of a class differ, so not

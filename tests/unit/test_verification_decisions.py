@@ -103,6 +103,15 @@ def test_verifiers_that_confirm_far_more_than_was_claimed_are_not_believed() -> 
     assert verdict.decision is Decision.promote
 
 
+def test_a_quorum_far_below_the_claim_refutes_it_even_when_the_test_is_undecided() -> None:
+    # One run at no gain is not enough to reject "a small gain"; it is enough to refute a claim of 1.5.
+    verdict = judge([run(1, 0.0)], claimed_gain=1.5, rules=Rules(noise_sigma=SIGMA, quorum=1, max_runs=6, tolerance=0.5))
+    assert (verdict.decision, verdict.claim_refuted) == (Decision.reject, True)
+    assert verdict.reason == (
+        "claim not reproduced: claimed a gain of 1.5000, verifiers measured 0.0000 (allowed shortfall 0.5000)"
+    )
+
+
 def test_the_tolerance_is_the_least_shortfall_that_refutes() -> None:
     loose = Rules(noise_sigma=SIGMA, quorum=2, max_runs=6, tolerance=0.5)
     assert judge([run(1, 0.0), run(2, 0.001)], claimed_gain=0.30, rules=loose).claim_refuted is False
