@@ -9,7 +9,6 @@ the held-out pool, which no variant has seen: the claim is not reproduced.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -28,18 +27,6 @@ SETTINGS = {
     "ARN_CPU_TINY_TOLERANCE": "0.5",
     "ARN_HEARTBEAT_INTERVAL_S": "1",
 }
-
-
-@pytest.fixture
-def network(tmp_path: Path) -> Iterator[Network]:
-    net = Network(tmp_path)
-    try:
-        yield net
-    except BaseException:
-        print(net.logs())
-        raise
-    finally:
-        net.stop_all()
 
 
 def test_a_variant_that_memorised_the_public_val_shard_is_rejected_on_held_out_text(

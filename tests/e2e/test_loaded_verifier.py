@@ -27,18 +27,6 @@ SETTINGS = {
 
 
 @pytest.fixture
-def network(tmp_path: Path) -> Iterator[Network]:
-    net = Network(tmp_path)
-    try:
-        yield net
-    except BaseException:
-        print(net.logs())
-        raise
-    finally:
-        net.stop_all()
-
-
-@pytest.fixture
 def busy_machine() -> Iterator[None]:
     """Two busy loops, one per core of a 2-core machine, for as long as the test runs."""
     loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -22,18 +20,6 @@ SETTINGS = {
     "ARN_CPU_TINY_NOISE_SIGMA": "0.002",
     "ARN_HEARTBEAT_INTERVAL_S": "1",
 }
-
-
-@pytest.fixture
-def network(tmp_path: Path) -> Iterator[Network]:
-    net = Network(tmp_path)
-    try:
-        yield net
-    except BaseException:
-        print(net.logs())
-        raise
-    finally:
-        net.stop_all()
 
 
 def test_two_accounts_explore_verify_and_promote(network: Network) -> None:
