@@ -58,17 +58,12 @@ def is_trusted(worker: Worker) -> bool:
 
 def _pending(session: Session, *, variant_id: int, kind: LeaseKind) -> tuple[int, int]:
     """(active leases, valid runs) of `kind` on a variant: the work under way and done."""
-    active = session.scalar(
-        select(func.count()).select_from(Lease).where(
-            Lease.variant_id == variant_id, Lease.kind == kind.value, Lease.state == ACTIVE
-        )
-    )
     done = session.scalar(
         select(func.count()).select_from(Run).where(
             Run.variant_id == variant_id, Run.kind == kind.value, Run.status == RunStatus.ok.value
         )
     )
-    return int(active or 0), int(done or 0)
+    return _active_count(session, variant_id=variant_id, kind=kind), int(done or 0)
 
 
 def verify_runs_against(session: Session, variant_id: int, control_id: int | None) -> list[Run]:
@@ -129,9 +124,8 @@ def _involved_accounts(session: Session, head: Variant) -> set[int]:
     return involved
 
 
-def _auditor_accounts(session: Session, track: Track, head: Variant) -> int:
+def _auditor_accounts(session: Session, track: Track, involved: set[int]) -> int:
     """How many accounts on the track's hardware class took no part in the head's promotion."""
-    involved = _involved_accounts(session, head)
     query = select(func.count(func.distinct(Worker.account_id))).where(
         Worker.hardware_class == track.hardware_class, Worker.quarantined.is_(False)
     )
@@ -157,7 +151,8 @@ def _needs_calibration(session: Session, track: Track, worker: Worker) -> Varian
         return None
     if head.author is not None and head.author.account_id == worker.account_id:
         return None
-    if worker.account_id in _involved_accounts(session, head) and _auditor_accounts(session, track, head) > 0:
+    involved = _involved_accounts(session, head)
+    if worker.account_id in involved and _auditor_accounts(session, track, involved) > 0:
         return None
     return head
 
@@ -176,13 +171,9 @@ def head_audited(session: Session, track: Track) -> bool:
     previous = session.scalar(select(Variant.previous_head_id).where(Variant.id == head.id))
     if previous is None:
         return True
-    needed = min(track.calibration_runs, _auditor_accounts(session, track, head))
-    done = session.scalar(
-        select(func.count()).select_from(Run).where(
-            Run.variant_id == head.id, Run.kind == LeaseKind.calibrate.value, Run.status == RunStatus.ok.value
-        )
-    )
-    return int(done or 0) >= needed
+    needed = min(track.calibration_runs, _auditor_accounts(session, track, _involved_accounts(session, head)))
+    _active, done = _pending(session, variant_id=head.id, kind=LeaseKind.calibrate)
+    return done >= needed
 
 
 def _verifier_rank(candidate: Variant, worker: Worker) -> bytes:
