@@ -170,6 +170,13 @@ class Variant(Base):
     # The head this variant replaced when promoted: its calibration runs are paired with it, as an
     # audit of the promotion by accounts that took no part in it.
     previous_head_id: Mapped[int | None] = mapped_column(ForeignKey("variants.id"), nullable=True)
+    # Frozen when the variant is promoted (val_bpb moves later, with the head's calibration): what
+    # the lineage's git commit records, so its id never changes.
+    promoted_val_bpb: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The runs counted for the promotion: [{"run": id, "worker": name, "account": name}], in run order.
+    verified_by: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    # Who proposed it: "agent" (a worker's explore run) or "person" (`worker submit`).
+    origin: Mapped[str] = mapped_column(String(16), default="agent", server_default="agent")
     # The head's metric when this variant was judged, so the log shows a stable delta.
     parent_val_bpb: Mapped[float | None] = mapped_column(Float, nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)

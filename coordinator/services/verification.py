@@ -290,6 +290,11 @@ def record_verification(session: Session, track: Track, candidate: Variant, run:
         candidate.verified_at = now
         candidate.reason = None
         candidate.previous_head_id = head.id if head is not None else None
+        candidate.promoted_val_bpb = candidate.val_bpb
+        candidate.verified_by = [
+            {"run": r.id, "worker": r.worker.name, "account": r.worker.account.name}
+            for r in sorted(counted, key=lambda r: r.id)
+        ]
     else:
         candidate.status = VariantStatus.rejected.value
         candidate.reason = verdict.reason
