@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     # New accounts an address may create per hour: independence is judged by account, so accounts
     # must not be free to mint in bulk.
     new_accounts_per_hour_per_ip: int = Field(default=20, ge=1)
+    # A researcher's submissions awaiting a verdict, per account and track (`worker submit`).
+    max_pending_submissions: int = Field(default=3, ge=1)
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:

@@ -30,6 +30,7 @@ _STATUS = {
     ErrorCode.lease_already_reported: 409,
     ErrorCode.lease_released: 409,
     ErrorCode.no_holdout: 409,
+    ErrorCode.too_many_pending: 409,
     ErrorCode.lease_expired: 410,
     ErrorCode.body_too_large: 413,
     ErrorCode.payload_mismatch: 422,

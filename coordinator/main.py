@@ -6,18 +6,20 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coordinator import __version__
-from coordinator.api import events, leases, tracks, web, workers
+from coordinator.api import events, exports, git, leases, submissions, tracks, web, web_detail, workers
 from coordinator.api.deps import AppState
 from coordinator.api.responses import ERROR_RESPONSES, domain_response, error_response
 from coordinator.config import Settings
@@ -29,12 +31,18 @@ from coordinator.metrics import Metrics, RequestTimer
 from coordinator.middleware import AdmissionControl, BodySizeLimit
 from coordinator.models import utcnow
 from coordinator.services.holdout import HoldoutPools
+from coordinator.services.lineage_repo import LineageRepos
 from coordinator.services.reaper import Reaper
 from coordinator.services.tracks import cpu_tiny_params, ensure_cpu_tiny, quorum_shortfalls
 from shared.protocol import API_PREFIX, MAX_BODY_BYTES, ErrorCode
 from shared.signing import SigningKey
 
 log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+# The versioned JSON API, under API_PREFIX: every route of these is in the OpenAPI document.
+API_ROUTERS = (
+    workers.router, leases.router, tracks.router, events.router, submissions.router, exports.router,
+)
 
 
 def _invalid_message(errors: Sequence[Any]) -> str:
@@ -133,6 +141,7 @@ def create_app(
 
     app = FastAPI(title="Autoresearch Network coordinator", version=__version__, lifespan=lifespan)
     app.state.arn = state
+    app.state.lineage_repos = LineageRepos()  # each track's git repository, rebuilt as it changes
     app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
     # Outermost: a request waiting for admission holds nothing, not even its body.
     app.add_middleware(AdmissionControl, limit=settings.max_concurrent_requests, wait_s=settings.admission_wait_s)
@@ -166,9 +175,12 @@ def create_app(
         headers = dict(exc.headers) if exc.headers else None  # 405 keeps its Allow
         return error_response(exc.status_code, code, str(exc.detail), headers=headers)
 
-    for router in (workers.router, leases.router, tracks.router, events.router):
+    for router in API_ROUTERS:
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(web.router)
+    app.include_router(web_detail.router)
+    app.include_router(git.router)  # git's own protocol at /git/<track>.git, outside the versioned API
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")  # the pages' stylesheet and script
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -57,6 +57,7 @@ class ErrorCode(StrEnum):
     policy_violation = "policy_violation"
     no_holdout = "no_holdout"  # the lease has no held-out windows (explore, or a track without a pool)
     conflict = "conflict"  # the request conflicts with what is stored
+    too_many_pending = "too_many_pending"  # an account's submissions awaiting a verdict are at the limit
     unavailable = "unavailable"  # the coordinator cannot reach its database; retry after Retry-After
     internal = "internal"
 
@@ -319,6 +320,35 @@ class VariantStatus(StrEnum):
     unverified = "unverified"  # waited past the track's limit without enough verifications; can be re-queued
 
 
+class VariantOrigin(StrEnum):
+    agent = "agent"  # proposed by a worker's agent on an explore lease
+    person = "person"  # submitted by a researcher with `worker submit`
+
+
+class SubmissionPayload(_Model):
+    """A researcher's own variant, signed by their key. It carries no claim: the network measures it."""
+
+    track_id: str = Field(max_length=64)
+    source: str = Field(max_length=MAX_SOURCE_BYTES)
+    hypothesis: str = Field(min_length=1, max_length=500)
+    # A prefix of a verified variant's hash (7 hex digits or more); the head when absent.
+    parent_hash: str | None = Field(default=None, pattern=r"^[0-9a-f]{7,64}$")
+
+
+class SubmissionRequest(_Model):
+    payload: SubmissionPayload
+    signature: str = Field(max_length=200)
+
+
+class SubmissionResponse(_Model):
+    variant_hash: str
+    track_id: str
+    parent_hash: str
+    status: VariantStatus
+    duplicate: bool  # True when this account already submitted this source (a retry)
+    message: str
+
+
 class ResultResponse(_Model):
     run_id: int
     duplicate: bool  # True when this exact report was already accepted (a retry)
@@ -365,6 +395,7 @@ class LeaderboardEntry(BaseModel):
     hypothesis: str | None
     verified_at: datetime | None
     runs: int
+    origin: VariantOrigin = VariantOrigin.agent
 
 
 class Leaderboard(BaseModel):
@@ -387,6 +418,7 @@ class LogEntry(BaseModel):
     author: str | None
     reason: str | None
     created_at: datetime
+    origin: VariantOrigin = VariantOrigin.agent
 
 
 class CompactLogEntry(BaseModel):
@@ -439,3 +471,23 @@ class VariantDetail(BaseModel):
     created_at: datetime
     verified_at: datetime | None
     runs: list[RunSummary]
+    origin: VariantOrigin = VariantOrigin.agent
+
+
+class LineageVariant(BaseModel):
+    """One verified variant of a track's line: a commit of its `main`."""
+
+    hash: str
+    short_hash: str  # first 10 hex digits
+    parent_hash: str | None  # None for the baseline
+    val_bpb: float | None  # the verifiers' mean (the calibration mean for the baseline)
+    hypothesis: str | None
+    author: str | None  # "worker-name (account)"; None for the baseline
+    verified_at: datetime | None
+
+
+class TrackLineage(BaseModel):
+    """The verified variants from the baseline to the head, baseline first."""
+
+    track_id: str
+    variants: list[LineageVariant]

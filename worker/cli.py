@@ -269,12 +269,52 @@ def join(
 
 
 @app.command()
-def run(
-    file: Annotated[Path, typer.Argument(help="The train.py to run.")],
+def fork(
+    track: Annotated[str, typer.Argument(help="The track whose lineage to clone, e.g. cpu-tiny.")],
     coordinator: Annotated[
         str, typer.Option(help="The coordinator that serves the track, e.g. http://127.0.0.1:8000.")
     ],
-    track: Annotated[str, typer.Option(help="The track to run it on, e.g. cpu-tiny.")],
+    directory: Annotated[
+        Path | None, typer.Argument(help="Folder to clone into; it must not exist or be empty (default: the track id).")
+    ] = None,
+) -> None:
+    """Clone a track's verified lineage as a git repository (no git binary needed): main is the head.
+
+    Each verified variant is a commit on its parent, tagged v/<hash>. Inside the fork, `worker run`
+    and `worker submit` know the coordinator and the track.
+
+    Example: worker fork cpu-tiny --coordinator http://127.0.0.1:8000
+    """
+    from worker.fork import ForkError
+    from worker.fork import fork as clone_lineage
+    from worker.identity import normalize_url
+
+    target = directory if directory is not None else Path(track)
+    with _user_errors():
+        try:
+            made = clone_lineage(normalize_url(coordinator), track, target)
+        except ForkError as exc:
+            raise _fail(str(exc)) from None
+    typer.echo(f"forked {track} into {target}: main is {made.head[:10]} ({made.subject})")
+    typer.echo("next:")
+    typer.echo(f"  cd {target}")
+    typer.echo("  edit train.py (program.md is the track's research brief)")
+    typer.echo("  worker run train.py                           # train and score it here, as a lease would")
+    typer.echo('  worker submit train.py --hypothesis "..."     # send it to the network for verification')
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="The train.py to run.")],
+    coordinator: Annotated[
+        str | None,
+        typer.Option(
+            help="The coordinator that serves the track, e.g. http://127.0.0.1:8000 (default: the fork's)."
+        ),
+    ] = None,
+    track: Annotated[
+        str | None, typer.Option(help="The track to run it on, e.g. cpu-tiny (default: the fork's).")
+    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON object (status, layer, code, reason, metrics).")
     ] = False,
@@ -289,6 +329,7 @@ def run(
 
     The track's spec and data come from the coordinator (cached and hash-checked). Prints the
     metrics, or which layer refused the file and its stable code. Exit status 0 only for a valid run.
+    Inside a `worker fork` folder, the coordinator and the track default to the fork's.
 
     Example: worker run train.py --coordinator http://127.0.0.1:8000 --track cpu-tiny --json
     """
@@ -303,6 +344,7 @@ def run(
     from worker.identity import WorkerHome, normalize_url
 
     with _user_errors():
+        coordinator, track = _coordinator_and_track(file, coordinator, track)
         url = normalize_url(coordinator)
         try:
             source = file.read_text(encoding="utf-8")
@@ -364,6 +406,82 @@ def _describe_result(result: Outcome, *, log: Path) -> str:
         )
     stopped_by = f" by the {result.layer} layer" if result.layer else ""
     return f"{result.status}{stopped_by} ({result.code}): {result.reason}{log_line}"
+
+
+@app.command()
+def submit(
+    file: Annotated[Path, typer.Argument(help="Your train.py.")],
+    hypothesis: Annotated[
+        str, typer.Option(help="What you changed and why it should lower val_bpb (one line, at most 500 characters).")
+    ],
+    parent: Annotated[
+        str | None,
+        typer.Option(
+            help="The verified variant it builds on (a hash prefix, 7+ digits; default: what a fork has checked"
+            " out, else the head)."
+        ),
+    ] = None,
+    coordinator: Annotated[
+        str | None, typer.Option(help="The coordinator (default: the one a `worker fork` folder came from).")
+    ] = None,
+    track: Annotated[str | None, typer.Option(help="The track (default: the fork's).")] = None,
+    account: Annotated[
+        str | None, typer.Option(help="Your account: workers of other accounts verify your variant (default: user@host).")
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the variant until it is verified or rejected.")] = False,
+    home: Annotated[Path, typer.Option(help="Folder that holds your key (shared with join).")] = DEFAULT_HOME,
+) -> None:
+    """Send your own train.py to be verified by other volunteers' machines, under the same rule as any
+    candidate. You need no GPU: your key is registered on first use.
+
+    Example: worker submit train.py --hypothesis "warmup 10% -> 5%" --wait
+    """
+    from shared.protocol import VariantStatus
+    from worker.identity import WorkerHome
+    from worker.submission import SubmissionError, follow, read_checked
+    from worker.submission import submit as submit_variant
+
+    with _user_errors():
+        try:
+            source = read_checked(file)
+            coordinator_url, track_id = _coordinator_and_track(file, coordinator, track)
+            if parent is None and coordinator is None:
+                from worker.fork import fork_parent
+
+                parent = fork_parent(file)  # what the fork has checked out, else the head
+            submitted = submit_variant(
+                coordinator_url=coordinator_url, track_id=track_id, source=source, hypothesis=hypothesis,
+                parent_hash=parent.lower() if parent else None, home=WorkerHome(home), account=account,
+            )
+        except SubmissionError as exc:
+            raise _fail(str(exc)) from None
+        response = submitted.response
+        said = "already submitted" if response.duplicate else "submitted"
+        typer.echo(f"{said} {submitted.short_hash} to {track_id} (parent {response.parent_hash[:10]}): {response.status}")
+        typer.echo(f"  {response.message}")
+        typer.echo(f"  follow it at {submitted.url}")
+        if not wait:
+            return
+        detail = follow(
+            coordinator_url, track_id, response.variant_hash,
+            on_change=lambda d: typer.echo(f"{d.status.value}" + (f": {d.reason}" if d.reason else "")),
+        )
+    if detail.status != VariantStatus.verified:
+        raise typer.Exit(1)
+
+
+def _coordinator_and_track(file: Path, coordinator: str | None, track: str | None) -> tuple[str, str]:
+    """The options given, else what the `worker fork` folder holding `file` was cloned from."""
+    if coordinator is None or track is None:
+        from worker.fork import fork_origin
+
+        origin = fork_origin(file.resolve().parent)
+        if origin is not None:
+            coordinator = coordinator or origin.coordinator_url
+            track = track or origin.track_id
+    if coordinator is None or track is None:
+        raise _fail(f"{file} is not in a `worker fork` folder: pass --coordinator URL and --track ID")
+    return coordinator, track
 
 
 @app.command()

@@ -44,6 +44,8 @@ from shared.protocol import (
     ResearchLog,
     ResultRequest,
     ResultResponse,
+    SubmissionRequest,
+    SubmissionResponse,
     TrackDetail,
     VariantDetail,
 )
@@ -319,6 +321,10 @@ class CoordinatorClient:
 
     def submit_result(self, lease_id: str, request: ResultRequest) -> ResultResponse:
         return self._parse(ResultResponse, self._request("POST", f"/leases/{lease_id}/result", body=request))
+
+    def submit_variant(self, track_id: str, request: SubmissionRequest) -> SubmissionResponse:
+        response = self._request("POST", f"/tracks/{track_id}/submissions", body=request)
+        return self._parse(SubmissionResponse, response)
 
     def holdout_windows(self, lease_id: str) -> bytes:
         """The `.npy` bytes of a verify or calibrate lease's held-out windows (`Lease.holdout`).

@@ -25,12 +25,9 @@ the loop with a stand-in executor and a real coordinator.
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import hashlib
 import math
-import re
 import shutil
-import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -44,8 +41,6 @@ from shared.protocol import (
     Lease,
     LeaseKind,
     LeaseResponse,
-    RegisterRequest,
-    RegistrationPayload,
     ResultRequest,
     RunMetrics,
     RunPayload,
@@ -68,6 +63,7 @@ from worker.execution import Outcome, Progress, RunRequest
 from worker.identity import CoordinatorState, IdentityError, WorkerHome
 from worker.lease_keeper import LeaseKeeper
 from worker.outbox import DeliveryReport, Outbox, OutboxError
+from worker.registration import register
 from worker.stop import StopSignal
 from worker.variant_check import VariantRefused, check_variant
 
@@ -80,16 +76,6 @@ KEEP_RUN_DIRS = 10  # scratch folders of finished runs kept for a look after the
 
 class _HandBack(Exception):
     """This lease will not be run; the message is the reason given when releasing it."""
-
-
-def default_name() -> str:
-    return socket.gethostname().split(".")[0] or "worker"
-
-
-def default_account() -> str:
-    # One machine, one account unless told otherwise; --account groups a volunteer's machines.
-    raw = f"{getpass.getuser()}@{default_name()}"
-    return re.sub(r"[^A-Za-z0-9_.@-]", "-", raw)[:100]
 
 
 @dataclass(frozen=True)
@@ -272,20 +258,11 @@ class Daemon:
     def _register(self) -> None:
         assert self._key is not None and self._state is not None
         state = self._state
-        payload = RegistrationPayload(
-            public_key=self._key.public_key,
-            name=self.options.name or state.name or default_name(),
-            account=self.options.account or state.account or default_account(),
-            hardware=self.options.hardware,
-            issued_at=datetime.now(UTC),
+        register(
+            self.client, self.home, state, self._key,
+            name=self.options.name, account=self.options.account, hardware=self.options.hardware,
         )
-        request = RegisterRequest(payload=payload, signature=self._key.sign(payload.model_dump(mode="json")))
-        response = self.client.call(lambda: self.client.register(request))
-        state.worker_id, state.token, state.account = response.worker_id, response.token, response.account
-        state.name, state.hardware_class = payload.name, payload.hardware.hardware_class
-        self.home.save_state(state)
-        self.client.token = response.token
-        self.display.event(f"registered with {state.url} as worker {short_hash(response.worker_id)}")
+        self.display.event(f"registered with {state.url} as worker {short_hash(state.worker_id or '')}")
 
     # --- leases -----------------------------------------------------------------------------------
 

@@ -14,7 +14,17 @@ from coordinator.services.tracks import get_track
 router = APIRouter(tags=["events"])
 
 
-@router.get("/tracks/{track_id}/events")
+@router.get(
+    "/tracks/{track_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "Server-sent events, one JSON object per `data:` line: `lease`, `result` and"
+            " `submission` events, each with its `type`; a comment line every 15 s keeps the stream open.",
+        }
+    },
+)
 def events(track_id: str, session: SessionDep, state: StateDep) -> StreamingResponse:
     get_track(session, track_id)
     session.close()  # the stream may last hours; don't hold a connection

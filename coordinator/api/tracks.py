@@ -33,7 +33,16 @@ def track(track_id: str, session: SessionDep) -> TrackDetail:
     return views.track_detail(session, get_track(session, track_id))
 
 
-@router.get("/tracks/{track_id}/assets/{sha256}", response_class=FileResponse)
+@router.get(
+    "/tracks/{track_id}/assets/{sha256}",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The asset's bytes, whose sha256 is the path's (the worker checks it).",
+        }
+    },
+)
 def asset(track_id: str, sha256: str, session: SessionDep, state: StateDep) -> FileResponse:
     # Only a track's own assets are served, so the asset store is not a general file server.
     if sha256 not in track_asset_hashes(get_track(session, track_id)):

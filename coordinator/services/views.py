@@ -24,6 +24,7 @@ from shared.protocol import (
     TrackDetail,
     TrackSummary,
     VariantDetail,
+    VariantOrigin,
     VariantStatus,
 )
 
@@ -88,6 +89,7 @@ def leaderboard(session: Session, track: Track, *, limit: int = 100) -> Leaderbo
                 hypothesis=variant.hypothesis,
                 verified_at=variant.verified_at,
                 runs=len(list(runs)),
+                origin=VariantOrigin(variant.origin),
             )
         )
     return Leaderboard(
@@ -151,6 +153,7 @@ def research_log(
                 author=_author(variant),
                 reason=variant.reason,
                 created_at=variant.created_at,
+                origin=VariantOrigin(variant.origin),
             )
         )
     return ResearchLog(track_id=track.id, entries=entries, next_cursor=next_cursor)
@@ -195,6 +198,7 @@ def variant_detail(session: Session, variant: Variant) -> VariantDetail:
         signature=variant.signature,
         created_at=variant.created_at,
         verified_at=variant.verified_at,
+        origin=VariantOrigin(variant.origin),
         runs=[
             RunSummary(
                 id=run.id,
