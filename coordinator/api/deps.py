@@ -17,6 +17,7 @@ from coordinator.kv import KeyValue, window_reset_s
 from coordinator.metrics import Metrics
 from coordinator.models import Worker
 from coordinator.services.holdout import HoldoutPools
+from coordinator.services.lineage_repo import LineageRepos
 from coordinator.services.workers import authenticate
 from shared.protocol import ErrorCode
 from shared.signing import SigningKey
@@ -115,3 +116,12 @@ def limit_worker_writes(worker: CurrentWorker, state: StateDep) -> Worker:
 
 WriterWorker = Annotated[Worker, Depends(limit_worker_writes)]
 IpWriteLimit = Depends(limit_ip_writes)
+
+
+def get_lineage_repos(request: Request) -> LineageRepos:
+    """Each track's lineage repository, kept per process (coordinator/main.py)."""
+    repos: LineageRepos = request.app.state.lineage_repos
+    return repos
+
+
+LineageReposDep = Annotated[LineageRepos, Depends(get_lineage_repos)]

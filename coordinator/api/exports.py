@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, Response
 
-from coordinator.api.deps import SessionDep
+from coordinator.api.deps import LineageReposDep, SessionDep
 from coordinator.services import exports
 from coordinator.services.tracks import get_track
 from shared.protocol import TrackLineage
@@ -24,15 +24,17 @@ _RESULTS_EXAMPLE = "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n1a2b3c4\t0.
     responses={
         200: {
             "description": "Every finished experiment, oldest first and the baseline first, as autoresearch's"
-            " results.tsv: `commit` (7 hex digits of the variant's hash), `val_bpb` (6 decimals; 0 for a"
+            " results.tsv: `commit` (7 hex digits of the variant's commit on the track's git lineage for a kept"
+            " one, of the variant's hash for the others), `val_bpb` (6 decimals; 0 for a"
             " crash), `memory_gb` (peak memory, 1 decimal; 0 for a crash), `status` (keep, discard or"
             " crash) and `description` (the hypothesis on one line).",
             "content": {TSV: {"schema": {"type": "string"}, "example": _RESULTS_EXAMPLE}},
         }
     },
 )
-def results_tsv(track_id: str, session: SessionDep) -> PlainTextResponse:
-    body = exports.results_tsv(session, get_track(session, track_id))
+def results_tsv(track_id: str, session: SessionDep, repos: LineageReposDep) -> PlainTextResponse:
+    track = get_track(session, track_id)
+    body = exports.results_tsv(session, track, repos.commit_ids(session, track))
     return PlainTextResponse(body, media_type=TSV, headers={"Content-Disposition": 'inline; filename="results.tsv"'})
 
 

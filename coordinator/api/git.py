@@ -7,15 +7,13 @@ read only while the lineage is looked up or rebuilt, never while a pack is writt
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from dulwich.errors import GitProtocolError
 from dulwich.repo import MemoryRepo
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from coordinator.api.deps import AppState, StateDep
+from coordinator.api.deps import AppState, LineageReposDep, StateDep
 from coordinator.errors import DomainError
 from coordinator.services import git_http
 from coordinator.services.lineage_repo import LineageRepos
@@ -29,14 +27,6 @@ _READ_ONLY = (
     "this repository is read-only: a track's lineage grows only by verification."
     " Submit a variant with `worker submit train.py --hypothesis \"...\"`."
 )
-
-
-def get_lineage_repos(request: Request) -> LineageRepos:
-    repos: LineageRepos = request.app.state.lineage_repos
-    return repos
-
-
-LineageReposDep = Annotated[LineageRepos, Depends(get_lineage_repos)]
 
 
 def _refuse(status_code: int, message: str) -> PlainTextResponse:

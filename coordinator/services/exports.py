@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlalchemy.orm import Session
 
 from coordinator.models import Track, Variant
@@ -18,12 +20,14 @@ def _one_line(text: str | None) -> str:
     return " ".join((text or "").split())
 
 
-def results_row(experiment: Experiment) -> str:
+def results_row(experiment: Experiment, commits: Mapping[str, str]) -> str:
+    """One row; `commit` is the variant's commit on the track's git lineage where it has one (a
+    kept experiment), as in autoresearch, else the first digits of the variant's hash."""
     crashed = experiment.outcome is Outcome.crash
     val_bpb = 0.0 if crashed or experiment.val_bpb is None else experiment.val_bpb
     memory_gb = 0.0 if crashed or experiment.peak_memory_bytes is None else experiment.peak_memory_bytes / 1e9
     fields = (
-        short_hash(experiment.variant.hash)[:7],
+        commits.get(short_hash(experiment.variant.hash), experiment.variant.hash)[:7],
         f"{val_bpb:.6f}",
         f"{memory_gb:.1f}",
         experiment.outcome.value,
@@ -32,8 +36,9 @@ def results_row(experiment: Experiment) -> str:
     return "\t".join(fields)
 
 
-def results_tsv(session: Session, track: Track) -> str:
-    rows = ["\t".join(RESULTS_HEADER), *(results_row(e) for e in finished_experiments(session, track))]
+def results_tsv(session: Session, track: Track, commits: Mapping[str, str]) -> str:
+    """`commits`: the lineage commit of each verified variant, by short hash (LineageRepos.commit_ids)."""
+    rows = ["\t".join(RESULTS_HEADER), *(results_row(e, commits) for e in finished_experiments(session, track))]
     return "\n".join(rows) + "\n"
 
 

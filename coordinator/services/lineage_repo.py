@@ -126,3 +126,15 @@ class LineageRepos:
             repo = build_lineage_repo(_lineage_track(track), variants, head_id=built_key.head_id)
             self._built[track.id] = (built_key, repo)
             return repo
+
+    def commit_ids(self, session: Session, track: Track) -> dict[str, str]:
+        """The lineage commit of each verified variant, by the variant's short hash (its tag's name)."""
+        repo = self.get(session, track)
+        if repo is None:
+            return {}
+        prefix = b"refs/tags/v/"
+        return {
+            ref.removeprefix(prefix).decode(): sha.decode()
+            for ref, sha in repo.get_refs().items()
+            if ref.startswith(prefix)
+        }

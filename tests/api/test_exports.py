@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 
+from coordinator.models import Track
+from coordinator.services.lineage_repo import LineageRepos
+from shared.hashing import short_hash
 from shared.protocol import RunMetrics
 from tests.api.conftest import BASELINE, TRACK, Coordinator, Worker, calibrate
 
@@ -29,13 +34,27 @@ def test_results_tsv_is_autoresearchs_format_with_the_baseline_first(coordinator
     response = coordinator.client.get(f"/v1/tracks/{TRACK}/results.tsv")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/tab-separated-values; charset=utf-8"
+    with coordinator.session() as session:
+        commits = LineageRepos().commit_ids(session, session.get(Track, TRACK))
+    # A kept experiment's commit is its commit on the track's git (`git show` finds it); the
+    # others have none, so theirs is the variant's hash.
+    root_commit, kept_commit = commits[short_hash(ROOT)], commits[short_hash(made["kept"])]
     assert response.text == (
         "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
-        f"{ROOT[:7]}\t1.000000\t0.0\tkeep\tbaseline\n"
+        f"{root_commit[:7]}\t1.000000\t0.0\tkeep\tbaseline\n"
         f"{made['discarded'][:7]}\t1.050000\t0.0\tdiscard\thalve the warmup\n"
         f"{made['crashed'][:7]}\t0.000000\t0.0\tcrash\tbf16 attention\n"
-        f"{made['kept'][:7]}\t0.900000\t4.3\tkeep\twider MLP and more heads\n"
+        f"{kept_commit[:7]}\t0.900000\t4.3\tkeep\twider MLP and more heads\n"
     )
+
+    # Read back as autoresearch's analysis notebook reads it: the csv module, tab-delimited.
+    rows = list(csv.DictReader(io.StringIO(response.text), delimiter="\t"))
+    assert [r["status"] for r in rows] == ["keep", "discard", "crash", "keep"]
+    kept = [r for r in rows if r["status"] == "keep"]
+    assert [float(r["val_bpb"]) for r in kept] == [1.0, 0.9]  # the frontier only improves
+    assert all(float(r["val_bpb"]) == 0.0 and float(r["memory_gb"]) == 0.0 for r in rows if r["status"] == "crash")
+    assert rows[-1]["description"] == "wider MLP and more heads" and float(rows[-1]["memory_gb"]) == 4.3
+    assert all(len(r["commit"]) == 7 and int(r["commit"], 16) >= 0 for r in rows)
 
 
 def test_results_tsv_leaves_out_candidates_and_an_uncalibrated_baseline(coordinator: Coordinator, make_worker) -> None:
@@ -44,7 +63,9 @@ def test_results_tsv_leaves_out_candidates_and_an_uncalibrated_baseline(coordina
     calibrate(coordinator, [1.0, 1.0])
     assert alice.run(alice.lease(), 0.9)["variant_status"] == "candidate"
     rows = coordinator.client.get(f"/v1/tracks/{TRACK}/results.tsv").text.splitlines()
-    assert rows[1:] == [f"{ROOT[:7]}\t1.000000\t0.0\tkeep\tbaseline"]
+    with coordinator.session() as session:
+        root_commit = LineageRepos().commit_ids(session, session.get(Track, TRACK))[short_hash(ROOT)]
+    assert rows[1:] == [f"{root_commit[:7]}\t1.000000\t0.0\tkeep\tbaseline"]
 
 
 def test_the_lineage_runs_from_the_baseline_to_the_head(coordinator: Coordinator, make_worker) -> None:
