@@ -70,8 +70,10 @@ def fresh_site(tmp_path: Path) -> Iterator[Site]:
     yield from _serve_seeded(tmp_path)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one module's tests. Not for the whole session: Playwright's sync API keeps an
+    event loop running while it is open, and the suite's later asyncio.run() calls would fail."""
     if not CHROMIUM.exists():
         reason = f"no Chromium at {CHROMIUM}; install it with `apt-get install chromium`"
         if REQUIRED:
