@@ -17,7 +17,13 @@ COPY worker worker
 COPY shared shared
 COPY baseline baseline
 COPY migrations migrations
-RUN pip install . && useradd --create-home --uid 1000 arn
+# Nothing runs as root: a worker trains other people's code. The volumes' mount points exist in the
+# image, owned by arn, so Docker creates named volumes there that arn can write.
+RUN pip install . \
+    && useradd --create-home --uid 1000 arn \
+    && mkdir -p /data /home/arn/worker \
+    && chown arn:arn /data /home/arn/worker \
+    && chmod 700 /home/arn/worker
 USER arn
 EXPOSE 8000
 CMD ["coordinator", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -4,6 +4,7 @@
 # OUT_DIR, one log per step, with a summary of each step's exit status and seconds.
 #
 #   bash bench/gpu_check.sh OUT_DIR
+#   bash bench/gpu_check.sh --dry-run OUT_DIR    # the same steps on the CPU, in about a minute
 #
 # Steps, each under its own time limit:
 #   env               nvidia-smi, torch/triton versions, the device
@@ -16,9 +17,18 @@
 #                     (sandbox, guard, scorer, replica, the GPU bound in) on a synthetic GPU track
 #   doctor            `worker doctor` where the worker's CLI imports; otherwise the sandbox and
 #                     guard layers from worker.execution, which needs only torch
+#
+# --dry-run runs every step on the CPU at tiny sizes, the kernels in Triton's interpreter
+# (TRITON_INTERPRET=1), and writes the same files: a rehearsal of the script itself before a GPU
+# is lent, with nothing installed and no figure worth reading. Neither mode installs anything.
 set -uo pipefail
 
-OUT="${1:?usage: bash bench/gpu_check.sh OUT_DIR}"
+DRY_RUN=0
+if [ "${1:-}" = "--dry-run" ]; then
+    DRY_RUN=1
+    shift
+fi
+OUT="${1:?usage: bash bench/gpu_check.sh [--dry-run] OUT_DIR}"
 cd "$(dirname "$0")/.."
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
@@ -39,14 +49,25 @@ step() {
     tail -n 5 "$OUT/$name.log"
 }
 
-step env 30 bash -c "nvidia-smi; $PY -c 'import torch, triton, numpy; print(\"torch\", torch.__version__, \"triton\", triton.__version__, \"numpy\", numpy.__version__); print(torch.cuda.get_device_name(0), torch.cuda.get_device_capability(0))'"
-step kernels 90 "$PY" bench/kernels.py --device cuda --json
-step train_throughput 150 "$PY" bench/train_throughput.py --device cuda --json
-step worker_run 180 "$PY" bench/gpu_track_run.py --budget 60 --hardware-class h100-80gb
-if "$PY" -c "import worker.cli" > /dev/null 2>&1; then
-    step doctor 30 "$PY" -m worker.cli doctor --device cuda
+VERSIONS="import torch, triton, numpy; print(\"torch\", torch.__version__, \"triton\", triton.__version__, \"numpy\", numpy.__version__)"
+if [ "$DRY_RUN" = 1 ]; then
+    echo "dry run: every step on the CPU at tiny sizes; its figures measure nothing"
+    step env 30 "$PY" -c "$VERSIONS; print(\"cpu (dry run)\")"
+    step kernels 90 env TRITON_INTERPRET=1 "$PY" bench/kernels.py --device cpu --tokens 32 --warmup 0 --reps 1 --no-compile --json
+    step train_throughput 150 env TRITON_INTERPRET=1 "$PY" bench/train_throughput.py --device cpu --small --tokens-per-step 128 --warmup 0 --steps 1 --json
+    step worker_run 180 "$PY" bench/gpu_track_run.py --device cpu --hardware-class cpu --seq-len 64 --vocab-size 256 --budget 10
+    DEVICE=cpu
 else
-    step doctor 30 "$PY" -c "from worker.execution.sandbox import detect_report; print('\n'.join(detect_report(device='cuda').lines()))"
+    step env 30 bash -c "nvidia-smi; $PY -c '$VERSIONS; print(torch.cuda.get_device_name(0), torch.cuda.get_device_capability(0))'"
+    step kernels 90 "$PY" bench/kernels.py --device cuda --json
+    step train_throughput 150 "$PY" bench/train_throughput.py --device cuda --json
+    step worker_run 180 "$PY" bench/gpu_track_run.py --budget 60 --hardware-class h100-80gb
+    DEVICE=cuda
+fi
+if "$PY" -c "import worker.cli" > /dev/null 2>&1; then
+    step doctor 30 "$PY" -m worker.cli doctor --device "$DEVICE"
+else
+    step doctor 30 "$PY" -c "from worker.execution.sandbox import detect_report; print('\n'.join(detect_report(device='$DEVICE').lines()))"
 fi
 
 echo "== summary ($SUMMARY)"

@@ -5,8 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.track_spec import HARNESS_VERSION
+from shared.versions import InvalidVersion, check_version
+from worker import __version__ as WORKER_VERSION
 
 
 class InsecureSettingsError(ValueError):
@@ -53,6 +57,12 @@ class Settings(BaseSettings):
     max_concurrent_requests: int = Field(default=16, ge=1, le=1000)
     admission_wait_s: float = Field(default=10.0, gt=0)
 
+    # Compatibility, announced at /v1/info: workers older than min_worker_version (as their
+    # User-Agent names it) are refused leases with `worker_outdated`, and a worker whose harness is
+    # not harness_version stops at join. Results already in an older worker's outbox are still taken.
+    min_worker_version: str = WORKER_VERSION
+    harness_version: str = HARNESS_VERSION
+
     registration_max_skew_s: float = 600.0
     writes_per_minute_per_worker: int = 240
     writes_per_minute_per_ip: int = 600
@@ -61,6 +71,14 @@ class Settings(BaseSettings):
     new_accounts_per_hour_per_ip: int = Field(default=20, ge=1)
     # A researcher's submissions awaiting a verdict, per account and track (`worker submit`).
     max_pending_submissions: int = Field(default=3, ge=1)
+
+    @field_validator("min_worker_version")
+    @classmethod
+    def _a_release_version(cls, value: str) -> str:
+        try:
+            return check_version(value)
+        except InvalidVersion as exc:
+            raise ValueError(f"ARN_MIN_WORKER_VERSION: {exc}") from exc
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:

@@ -36,6 +36,7 @@ _STATUS = {
     ErrorCode.payload_mismatch: 422,
     ErrorCode.policy_violation: 422,
     ErrorCode.stale_registration: 422,
+    ErrorCode.worker_outdated: 426,  # Upgrade Required
     ErrorCode.rate_limited: 429,
     ErrorCode.internal: 500,
     ErrorCode.unavailable: 503,

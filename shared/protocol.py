@@ -59,6 +59,7 @@ class ErrorCode(StrEnum):
     conflict = "conflict"  # the request conflicts with what is stored
     too_many_pending = "too_many_pending"  # an account's submissions awaiting a verdict are at the limit
     unavailable = "unavailable"  # the coordinator cannot reach its database; retry after Retry-After
+    worker_outdated = "worker_outdated"  # the worker is older than the coordinator accepts: upgrade it
     internal = "internal"
 
 
@@ -86,11 +87,20 @@ def signed_fields(payload: BaseModel) -> dict[str, Any]:
 # --- info and registration -----------------------------------------------------------------
 
 
-class InfoResponse(_Model):
+class InfoResponse(BaseModel):
+    # Unknown fields are ignored, unlike elsewhere: this is the first answer a worker of any release
+    # reads, so a field added later must not stop an older worker before it can be told to upgrade.
+    model_config = ConfigDict(extra="ignore")
+
     name: str
     version: str
     protocol: Literal["v1"] = "v1"
     public_key: str  # the coordinator's Ed25519 key, base64; workers pin it at join
+    # The oldest worker release the coordinator leases work to; an older worker stops at join.
+    min_worker_version: str | None = None
+    # The training harness (metric, probes) that tracks are scored with; a worker with another
+    # harness would report numbers that do not compare, so it stops at join too.
+    harness_version: str | None = None
 
 
 class HardwareInfo(_Model):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from worker.host_limits import When
 from worker.identity import DEFAULT_HOME
 
 if TYPE_CHECKING:
@@ -40,6 +41,18 @@ ThreadsOption = Annotated[
     int | None, typer.Option(min=1, help="CPU threads for training (default: torch's choice).")
 ]
 DeviceOption = Annotated[Device, typer.Option(help="Where to train: auto picks CUDA when present.")]
+MaxCacheOption = Annotated[
+    float | None,
+    typer.Option(
+        min=0,
+        help="Keep at most this many GB of track data; the least recently used files of other tracks go first"
+        " (default: no limit).",
+    ),
+]
+MaxDownloadOption = Annotated[
+    float | None,
+    typer.Option(min=0.01, help="Download track data at most this fast, in megabits per second (default: no limit)."),
+]
 
 
 class OfflineStrategy(StrEnum):
@@ -77,25 +90,31 @@ def main() -> None:
     signed results."""
 
 
-def _fail(message: str) -> typer.Exit:
+def _fail(message: str, *, code: int = 1) -> typer.Exit:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(1)
+    return typer.Exit(code)
 
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """Turn the errors a volunteer can act on into one clear line and exit status 1."""
+    """Turn the errors a volunteer can act on into one clear line and exit status 1 (EXIT_OUTDATED
+    when the coordinator wants a newer worker)."""
     from worker.agents.base import AgentError
     from worker.assets import AssetError
     from worker.client import ClientError, CoordinatorError, TransientError
+    from worker.compat import EXIT_OUTDATED, WorkerOutdated
     from worker.identity import IdentityError
 
     try:
         yield
     except IdentityError as exc:
         raise _fail(str(exc)) from None
+    except WorkerOutdated as exc:
+        raise _fail(str(exc), code=EXIT_OUTDATED) from None
     except CoordinatorError as exc:
-        raise _fail(f"the coordinator refused: {exc.message} ({exc.code})") from None
+        # An outdated worker's own exit status, so a service manager does not restart it in vain.
+        code = EXIT_OUTDATED if exc.code == "worker_outdated" else 1
+        raise _fail(f"the coordinator refused: {exc.message} ({exc.code})", code=code) from None
     except TransientError as exc:
         raise _fail(f"cannot reach the coordinator: {exc}") from None
     except (ClientError, AgentError, AssetError) as exc:
@@ -171,6 +190,8 @@ def join(
     ] = None,
     threads: ThreadsOption = None,
     device: DeviceOption = Device.auto,
+    max_cache_gb: MaxCacheOption = None,
+    max_download_mbps: MaxDownloadOption = None,
     seed: Annotated[
         int | None,
         typer.Option(help="Mix this into the agent's random choices (default: the lease's seed alone)."),
@@ -204,23 +225,66 @@ def join(
             help="For --agent claude: stop asking the model once its estimated spend today (UTC) reaches this.",
         ),
     ] = None,
+    # Host limits: None means "not given here", so worker.toml and ARN_WORKER_* apply (worker.host_config).
+    when: Annotated[
+        When | None,
+        typer.Option(help="always, or idle: only while no other process uses the GPU and the desktop is idle."),
+    ] = None,
+    idle_minutes: Annotated[
+        float | None,
+        typer.Option(min=0, help="With --when idle: minutes without keyboard or mouse input first (default: 10)."),
+    ] = None,
+    hours: Annotated[
+        str | None,
+        typer.Option(help="Work only in these local hours, e.g. 22-07 or 9-12,20:30-23 (default: all day)."),
+    ] = None,
+    max_gpu_temp: Annotated[
+        float | None,
+        typer.Option(min=1, help="Pause above this GPU temperature in °C; resume 5 °C below it."),
+    ] = None,
+    max_gpu_power: Annotated[
+        float | None,
+        typer.Option(min=1, help="Pause above this GPU power draw in W; resume 10% below it."),
+    ] = None,
+    max_cpu_load: Annotated[
+        float | None,
+        typer.Option(min=0.01, help="Pause while the 1-minute load average per core, less this worker's, is above this."),
+    ] = None,
 ) -> None:
     """Join a coordinator and work until stopped: Ctrl-C once finishes the current run, twice aborts it.
 
+    Host limits (--when, --hours, --max-gpu-temp, --max-gpu-power, --max-cpu-load) may also be set
+    in worker.toml in the home or as ARN_WORKER_* variables; the command line wins. While they say
+    no, no lease is asked for, and a run in progress is stopped and its lease handed back.
+
     Example: worker join http://127.0.0.1:8000 --account alice --max-experiments 10
+
+    Example: worker join http://127.0.0.1:8000 --when idle --hours 22-07 --max-gpu-temp 80
     """
     from worker.client import CoordinatorClient, TransientError
     from worker.daemon import Daemon, DaemonOptions, StopSignal
     from worker.display import make_display
     from worker.execution import Executor
     from worker.hardware import probe
+    from worker.host_config import CONFIG_FILE, HostConfigError, load_host_settings
     from worker.identity import WorkerHome, normalize_url
+    from worker.status import STATUS_FILE, StatusBoard
 
     with _user_errors():
         url = normalize_url(url)
         worker_home = WorkerHome(home)
         worker_home.lock()
         try:
+            try:
+                host_settings = load_host_settings(
+                    worker_home.root / CONFIG_FILE,
+                    given={
+                        "when": when, "idle_minutes": idle_minutes, "hours": hours, "max_gpu_temp": max_gpu_temp,
+                        "max_gpu_power": max_gpu_power, "max_cpu_load": max_cpu_load,
+                    },
+                )  # fmt: skip
+            except HostConfigError as exc:
+                raise _fail(str(exc)) from None
             try:
                 hardware = probe(device.value)
             except RuntimeError as exc:
@@ -239,10 +303,15 @@ def join(
             if not _warn_if_incomplete(executor.sandbox.report):
                 active = ", ".join(layer.name for layer in executor.sandbox.report.layers if layer.active)
                 display.event(f"sandbox: {active} (see worker doctor)")
+            host = host_settings.gate(watch_gpu=hardware.hardware_class != "cpu")
+            if host is not None:
+                display.event(f"host limits: {host.limits.describe()}")
             stop = StopSignal()
+            board = StatusBoard(worker_home.root / STATUS_FILE)
 
             def on_retry(error: TransientError, delay_s: float) -> None:
                 display.warning(f"{error}; retrying in {delay_s:.1f}s")
+                board.waiting(f"the coordinator did not answer: {error}", delay_s=delay_s)
 
             client = CoordinatorClient(url, wait=stop.aborting.wait, on_retry=on_retry)
             options = DaemonOptions(
@@ -253,6 +322,8 @@ def join(
                 track_id=track,
                 max_experiments=max_experiments,
                 agent_seed=seed,
+                max_cache_gb=max_cache_gb,
+                max_download_mbps=max_download_mbps,
             )
             with client:
                 Daemon(
@@ -263,6 +334,8 @@ def join(
                     display=display,
                     options=options,
                     stop=stop,
+                    host=host,
+                    board=board,
                 ).run()
         finally:
             worker_home.unlock()
@@ -324,6 +397,8 @@ def run(
     home: Annotated[
         Path, typer.Option(help="Worker folder whose data cache holds the track's files (shared with join).")
     ] = DEFAULT_HOME,
+    max_cache_gb: MaxCacheOption = None,
+    max_download_mbps: MaxDownloadOption = None,
 ) -> None:
     """Run one train.py exactly as a lease runs it: static policy, sandbox, guard, scorer and probes.
 
@@ -341,7 +416,7 @@ def run(
     from worker.client import CoordinatorClient
     from worker.display import make_display
     from worker.execution import Executor, Progress, RunRequest
-    from worker.identity import WorkerHome, normalize_url
+    from worker.identity import KEEP_RUNS, WorkerHome, normalize_url
 
     with _user_errors():
         coordinator, track = _coordinator_and_track(file, coordinator, track)
@@ -352,18 +427,29 @@ def run(
             raise _fail(f"cannot read {file}: {exc}") from None
         worker_home = WorkerHome(home)
         worker_home.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        display = None if json_output else make_display()
         with CoordinatorClient(url) as client:
             detail = client.call(lambda: client.track(track))
             spec = TrackSpec.from_json(detail.spec)
-            assets = AssetStore(worker_home.assets_dir)
-            assets.ensure(
-                client, track_id=track, hashes=[*spec.assets.train, spec.assets.val, spec.assets.token_bytes]
+            assets = AssetStore.with_limits(
+                worker_home.assets_dir,
+                max_cache_gb=max_cache_gb,
+                max_download_mbps=max_download_mbps,
+                watcher=display,
             )
+            try:
+                assets.ensure(
+                    client, track_id=track, hashes=[*spec.assets.train, spec.assets.val, spec.assets.token_bytes]
+                )
+            except BaseException:
+                if display is not None:  # a live download bar gives the terminal back before the error
+                    display.close("the track's data was not fetched")
+                raise
     executor = Executor.detect(device=device.value, threads=threads)
     _warn_if_incomplete(executor.sandbox.report)
     digest = variant_hash(source)
+    worker_home.prune_runs(keep=KEEP_RUNS - 1)  # this run's folder makes KEEP_RUNS
     workdir = worker_home.runs_dir / f"local-{datetime.now():%Y%m%d-%H%M%S}-{short_hash(digest)}"
-    display = None if json_output else make_display()
 
     started = False
 
@@ -517,6 +603,124 @@ def doctor(
     for key, value in hardware.model_dump(mode="json").items():
         typer.echo(f"  {key:<15}{value}")
     _warn_if_incomplete(report)
+
+
+NOT_RUNNING_EXIT = 3  # as `systemctl status` says of a stopped unit
+
+
+@app.command()
+def status(
+    home: Annotated[Path, typer.Option(help="The home of the worker to ask about (as given to join).")] = DEFAULT_HOME,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object: running, note, home, worker, outbox.")
+    ] = False,
+) -> None:
+    """Show what the worker running with this home is doing: its lease, progress, pauses, today's totals.
+
+    Reads the status the running worker publishes in its home (status.json) and counts its outbox;
+    no network. Exit status 0 while a worker runs, 3 when none does (stopped, gone or not updating).
+
+    Example: worker status --home ~/.autoresearch-worker --json
+    """
+    from rich.console import Console
+
+    from worker.identity import WorkerHome
+    from worker.status import read_status, render_report
+
+    report = read_status(WorkerHome(home).root)
+    if json_output:
+        typer.echo(report.model_dump_json())
+    else:
+        Console().print(render_report(report))
+    raise typer.Exit(0 if report.running else NOT_RUNNING_EXIT)
+
+
+service_app = typer.Typer(
+    no_args_is_help=True,
+    help="Run `worker join` as a systemd service that starts at boot and restarts on failure."
+    "\n\nExample: worker service install --user http://127.0.0.1:8000 --account alice",
+)
+app.add_typer(service_app, name="service")
+
+UserUnitOption = Annotated[
+    bool, typer.Option("--user", help="A service of your own user (systemctl --user), not a system one.")
+]
+
+
+@service_app.command(
+    "install", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def service_install(
+    context: typer.Context,
+    user: UserUnitOption = False,
+    print_only: Annotated[
+        bool, typer.Option("--print", "--dry-run", help="Print the unit file and change nothing.")
+    ] = False,
+) -> None:
+    """Install, enable and start a systemd unit that runs `worker join` with the same arguments.
+
+    Give the URL and any `worker join` options after these. The unit runs this installation's
+    worker by absolute path, with an absolute --home and --quiet (its lines go to the journal),
+    restarts it on failure, and reads secrets such as ANTHROPIC_API_KEY from <home>/worker.env.
+
+    Example: worker service install --user http://127.0.0.1:8000 --account alice --max-cache-gb 50
+    """
+    import getpass
+
+    from worker import service
+
+    # A user unit runs as you; a system unit as the user behind sudo, whose `~` the home is in.
+    run_as = getpass.getuser() if user else service.service_user()
+    join_command = typer.main.get_command(app).commands["join"]  # type: ignore[attr-defined]
+    try:
+        joined = service.join_command(join_command, context.args, user=run_as)
+    except service.JoinRefused as exc:
+        raise _fail(f"worker join would refuse these arguments: {exc}", code=2) from None
+    if not user and run_as == "root":
+        raise _fail(
+            "the service would run other people's code as root: install it from your own account"
+            " (under sudo it runs as the user who called sudo), or use --user"
+        )
+    try:
+        unit = service.Unit(
+            path=service.unit_dir(user_unit=user) / service.UNIT_NAME,
+            text=service.unit_text(
+                join_argv=joined.words, url=joined.url, home=joined.home, user_unit=user, run_as=run_as
+            ),
+            user_unit=user,
+            home=joined.home,
+        )
+        if print_only:
+            typer.echo(unit.text, nl=False)
+            return
+        service.install(unit)
+    except service.ServiceError as exc:
+        raise _fail(str(exc)) from None
+    scope = "--user " if user else ""
+    typer.echo(f"installed and started {unit.path}")
+    typer.echo(f"  its log:    journalctl {scope}-u {service.UNIT_NAME} -f")
+    typer.echo(f"  its status: worker status --home {joined.home}")
+    typer.echo(f"  remove it:  worker service uninstall {scope}".rstrip())
+    if user and not service.lingering(run_as):
+        typer.echo(f"  to keep it running while you are logged out: loginctl enable-linger {run_as}")
+
+
+@service_app.command("uninstall")
+def service_uninstall(user: UserUnitOption = False) -> None:
+    """Stop, disable and remove the unit `worker service install` wrote. The worker's home is kept.
+
+    Example: worker service uninstall --user
+    """
+    from worker import service
+
+    try:
+        removed = service.uninstall(user_unit=user)
+    except service.ServiceError as exc:
+        raise _fail(str(exc)) from None
+    if removed is None:
+        typer.echo(f"no worker service is installed at {service.unit_dir(user_unit=user) / service.UNIT_NAME}")
+    else:
+        typer.echo(f"stopped, disabled and removed {removed}")
 
 
 if __name__ == "__main__":  # pragma: no cover

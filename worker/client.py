@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import email.utils
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ M = TypeVar("M", bound=BaseModel)
 TRANSIENT_STATUSES = frozenset({408, 429})
 # A Retry-After beyond this is treated as a misconfiguration rather than obeyed for hours.
 MAX_RETRY_AFTER_S = 3600.0
+_CONTENT_RANGE = re.compile(r"^bytes (?:(?P<first>\d+)-(?P<last>\d+)|\*)/(?P<total>\d+|\*)$")
 
 
 class ClientError(Exception):
@@ -358,20 +360,102 @@ class CoordinatorClient:
         response = self._request("GET", f"/variants/{variant_hash}", params={"track_id": track_id})
         return self._parse(VariantDetail, response)
 
-    def download_asset(self, track_id: str, sha256: str, destination: Path) -> None:
-        """Stream one asset's bytes into `destination` (the caller checks the hash)."""
+    def download_asset(
+        self,
+        track_id: str,
+        sha256: str,
+        destination: Path,
+        *,
+        on_progress: Callable[[int, int | None], None] | None = None,
+        throttle: Callable[[int], None] | None = None,
+    ) -> None:
+        """Stream one asset into `destination`, resuming what a partial file there already holds.
+
+        With N bytes already in `destination` it asks for the rest (`Range: bytes=N-`) and appends
+        a 206 that starts at N. A 200 (a server that ignores ranges) rewrites the file from the
+        start. A 416 says nothing lies at or past N: a file that already has the asset's full size
+        is left for the caller's hash check, anything else is fetched again from scratch. An
+        interruption leaves what arrived in `destination`, so the next call goes on from there.
+
+        `on_progress(done, total)` is called once the answer starts (with what the file already
+        holds) and after each chunk; `throttle(n)` after each chunk of n bytes, and may sleep.
+        """
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        offset = destination.stat().st_size if destination.exists() else 0
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
         path = f"/tracks/{track_id}/assets/{sha256}"
         try:
             # Shards can be large: no read deadline for the whole body, only between chunks.
             with self._http.stream(
                 "GET", path, headers=headers, timeout=httpx.Timeout(60.0, connect=10.0)
             ) as response:
-                if response.status_code >= 400:
+                if response.status_code == 416 and offset:
                     response.read()
-                    self._raise_for_status("GET", path, response)
-                with destination.open("wb") as handle:
-                    for chunk in response.iter_bytes(1 << 20):
-                        handle.write(chunk)
+                    if _content_range(response.headers.get("Content-Range"))[2] == offset:
+                        if on_progress is not None:
+                            on_progress(offset, offset)
+                        return
+                    destination.unlink()
+                    restart = True
+                else:
+                    restart = False
+                    self._stream_into(
+                        response, path, destination, offset=offset, on_progress=on_progress, throttle=throttle
+                    )
         except httpx.TransportError as exc:
             raise TransientError(f"GET {API_PREFIX}{path}: {type(exc).__name__}: {exc}") from exc
+        if restart:
+            self.download_asset(track_id, sha256, destination, on_progress=on_progress, throttle=throttle)
+
+    def _stream_into(
+        self,
+        response: httpx.Response,
+        path: str,
+        destination: Path,
+        *,
+        offset: int,
+        on_progress: Callable[[int, int | None], None] | None,
+        throttle: Callable[[int], None] | None,
+    ) -> None:
+        if response.status_code >= 400:
+            response.read()
+            self._raise_for_status("GET", path, response)
+        if response.status_code == 206:
+            start, _end, total = _content_range(response.headers.get("Content-Range"))
+            if start != offset:
+                destination.unlink()  # the next attempt starts clean
+                raise ProtocolError(
+                    f"GET {API_PREFIX}{path}: asked for bytes from {offset}, got"
+                    f" Content-Range {response.headers.get('Content-Range')!r}"
+                )
+            done, mode = offset, "ab"
+        else:  # the whole asset, whatever was asked
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            done, mode = 0, "wb"
+        if on_progress is not None:
+            on_progress(done, total)
+        with destination.open(mode) as handle:
+            # Chunks as the network delivers them (no re-buffering): whatever arrived before a cut
+            # is on disk, so the resumed request starts exactly where this one stopped.
+            for chunk in response.iter_bytes():
+                handle.write(chunk)
+                done += len(chunk)
+                if on_progress is not None:
+                    on_progress(done, total)
+                if throttle is not None:
+                    throttle(len(chunk))
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None, int | None]:
+    """(first byte, last byte, total size) from `bytes A-B/T` or `bytes */T`; None where absent."""
+    match = _CONTENT_RANGE.match(value.strip()) if value else None
+    if match is None:
+        return None, None, None
+    first, last, total = match.group("first", "last", "total")
+    return (
+        int(first) if first else None,
+        int(last) if last else None,
+        int(total) if total != "*" else None,
+    )

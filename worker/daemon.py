@@ -11,7 +11,10 @@ lease's seed (verify, calibrate). Training goes through the executor (worker.exe
 refuses is reported "rejected" without a process being started for it. A lease that cannot be run
 is released with the reason, and the next one waits a little longer (a broken agent must not
 spin). A background LeaseKeeper heartbeats meanwhile; if the coordinator says the lease is gone,
-the run is aborted and nothing is reported. The signed report goes to the outbox before it is sent, so it survives crashes and
+the run is aborted and nothing is reported. The volunteer's host limits (worker.host_limits:
+--when idle, --hours, GPU temperature and power caps, CPU load) are checked before each lease is
+asked for and, by a background HostWatch, during it: a busy host stops the training, and the lease
+is released with "host busy: <why>", reporting nothing. The signed report goes to the outbox before it is sent, so it survives crashes and
 coordinator outages (see worker.outbox).
 
 Shutdown is two-stage. The first SIGINT/SIGTERM stops taking work; the current lease finishes and
@@ -48,7 +51,7 @@ from shared.protocol import (
     VariantStatus,
     signed_fields,
 )
-from shared.run_codes import MAX_BPB, MAX_SECONDS, SLOW_FORWARD, Layer
+from shared.run_codes import ABORTED, MAX_BPB, MAX_SECONDS, SLOW_FORWARD, Layer
 from shared.signing import SigningKey
 from shared.track_spec import TrackSpec
 from worker import __version__
@@ -58,12 +61,16 @@ from worker.agents.checking import propose_checked
 from worker.agents.pricing import describe_usage
 from worker.assets import AssetError, AssetStore
 from worker.client import ONCE, ClientError, CoordinatorClient, CoordinatorError, TransientError
+from worker.compat import check_compatible
 from worker.display import Display, ResultRow
 from worker.execution import Outcome, Progress, RunRequest
+from worker.host_limits import HostGate
+from worker.host_watch import HostWaiter, HostWatch
 from worker.identity import CoordinatorState, IdentityError, WorkerHome
 from worker.lease_keeper import LeaseKeeper
 from worker.outbox import DeliveryReport, Outbox, OutboxError
 from worker.registration import register
+from worker.status import STATUS_FILE, StatusBoard, variant_status_from
 from worker.stop import StopSignal
 from worker.variant_check import VariantRefused, check_variant
 
@@ -71,11 +78,14 @@ HeartbeatPhase = Literal["agent", "training", "evaluating", "reporting"]
 # The runner's progress phases, as heartbeats name them; anything else counts as training.
 _HEARTBEAT_PHASES: dict[str, HeartbeatPhase] = {"evaluating": "evaluating", "reporting": "reporting"}
 MAX_FAILURE_PAUSE_S = 300.0
-KEEP_RUN_DIRS = 10  # scratch folders of finished runs kept for a look after the fact
 
 
 class _HandBack(Exception):
     """This lease will not be run; the message is the reason given when releasing it."""
+
+
+class _HostBusy(Exception):
+    """The host limits stopped this lease's training (or kept it from starting); the message is why."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,8 @@ class DaemonOptions:
     track_id: str | None = None  # None: any track of this hardware class
     max_experiments: int | None = None
     agent_seed: int | None = None  # mixed into the lease's own agent seed; None: that seed alone
+    max_cache_gb: float | None = None  # track data kept (see worker.assets); None: no limit
+    max_download_mbps: float | None = None  # megabits per second; None: as fast as the network goes
 
 
 @dataclass
@@ -98,13 +110,16 @@ class Counters:
     rejected: int = 0
     released: int = 0  # leases handed back unrun: agent failure, refused variant, missing data
     lost: int = 0  # leases the coordinator took back mid-run
+    host_busy: int = 0  # of the released: stopped by the host limits (worker.host_limits)
     delivered: int = 0
     refused: int = 0
 
     def summary(self) -> str:
         return (
             f"{self.leases} leases, {self.completed} runs ({self.ok} ok, {self.crashed} crashed,"
-            f" {self.rejected} rejected), {self.released} released, {self.lost} lost,"
+            f" {self.rejected} rejected), {self.released} released"
+            + (f" ({self.host_busy} for a busy host)" if self.host_busy else "")
+            + f", {self.lost} lost,"
             f" {self.delivered} results delivered, {self.refused} refused"
         )
 
@@ -166,6 +181,8 @@ class Daemon:
         display: Display,
         options: DaemonOptions,
         stop: StopSignal | None = None,
+        board: StatusBoard | None = None,
+        host: HostGate | None = None,
     ) -> None:
         self.client = client
         self.home = home
@@ -175,29 +192,52 @@ class Daemon:
         self.options = options
         self.stop = stop or StopSignal()
         self.counters = Counters()
+        # What `worker status` shows, published in the home (worker.status).
+        self.board = board or StatusBoard(home.root / STATUS_FILE)
         self.outbox = Outbox(home.outbox_dir)
-        self.assets = AssetStore(home.assets_dir)
+        self.assets = AssetStore.with_limits(
+            home.assets_dir,
+            max_cache_gb=options.max_cache_gb,
+            max_download_mbps=options.max_download_mbps,
+            watcher=display,
+        )
         self._key: SigningKey | None = None
         self._state: CoordinatorState | None = None
         self._tracks: dict[str, _Track] = {}
         self._context = AgentContextReader(client=client, display=display)
         self._failures = 0  # consecutive leases handed back unrun
         self._idle_reported = False
+        self.host = host  # the volunteer's host limits; None: work whenever there is work
+        self._host_waiter = HostWaiter(
+            host,
+            display=display,
+            wait=self.stop.stopping.wait,
+            on_pause=lambda reason, until: self.board.paused(reason, until=until),
+        )
+        self._watch = HostWatch(None, display=display)  # the current lease's, while one runs
 
     # --- the loop ---------------------------------------------------------------------------------
 
     def run(self) -> Counters:
         """Join, then work until stopped or `max_experiments` runs are reported."""
         restore_signals = self.stop.install(self.display)
+        self.board.start(
+            coordinator=self.options.coordinator_url,
+            hardware_class=self.options.hardware.hardware_class,
+            agent=self.agent.name,
+            stopping=self.stop.stopping.is_set,
+        )
         try:
             self.join()
             while not self._should_stop():
                 self._deliver(quiet=True)
+                self.board.follow_candidates(variant_status_from(self.client))
                 lease = self._next_lease()
                 if lease is not None:
                     self._do_lease(lease)
         finally:
             self.teardown()
+            self.board.stopped()
             restore_signals()
         return self.counters
 
@@ -209,6 +249,7 @@ class Daemon:
         """Pin the coordinator's key, register if needed, and deliver results left from last time."""
         self._key = self.home.signing_key()
         info = self.client.call(self.client.info)
+        check_compatible(info, url=self.options.coordinator_url)  # before any lease is taken
         state = self.home.pin_coordinator(self.options.coordinator_url, info.public_key)
         if self.options.account and state.account and self.options.account != state.account:
             raise IdentityError(
@@ -225,6 +266,7 @@ class Daemon:
             f" worker {short_hash(state.worker_id or '')}, hardware {self.options.hardware.hardware_class},"
             f" agent {self.agent.name}"
         )
+        self.board.joined(worker_id=state.worker_id, name=state.name, account=state.account)
         self._deliver(quiet=False)
 
     def teardown(self) -> None:
@@ -267,7 +309,10 @@ class Daemon:
     # --- leases -----------------------------------------------------------------------------------
 
     def _next_lease(self) -> Lease | None:
-        """A lease, or None after waiting as long as the coordinator asked (or until stopped)."""
+        """A lease, or None after waiting as long as the coordinator (or the host limits) asked, or
+        until stopped."""
+        if not self._host_waiter.allows():
+            return None
 
         def request() -> LeaseResponse:
             return self.client.request_lease(self.options.track_id)
@@ -287,6 +332,7 @@ class Daemon:
             if not self._idle_reported:
                 self.display.event(f"no work right now; asking every {wait_s:g}s")
                 self._idle_reported = True
+            self.board.idle(retry_after_s=wait_s)
             self.stop.stopping.wait(wait_s)
             return None
         self._idle_reported = False
@@ -295,15 +341,26 @@ class Daemon:
     def _do_lease(self, lease: Lease) -> None:
         self.counters.leases += 1
         self.display.lease_started(lease)
+        self.board.lease_started(lease)
+        self._watch = HostWatch(self.host, display=self.display)
         try:
-            with LeaseKeeper(client=self.client, lease=lease, display=self.display) as keeper:
+            with LeaseKeeper(client=self.client, lease=lease, display=self.display) as keeper, self._watch:
                 result, control, proposal = self._run_lease(lease, keeper)
         except _HandBack as exc:
             self._release(lease, str(exc))
             self._pause_after_failure(str(exc))
             return
+        except _HostBusy as exc:
+            if keeper.lost is not None:
+                self.counters.lost += 1
+                return
+            # Nothing is reported: the volunteer's own use of the machine counts against no one.
+            self.counters.host_busy += 1
+            self._release(lease, f"host busy: {exc}")
+            return
         finally:
             self._prune_run_dirs()
+            self.board.lease_finished()
         self._failures = 0
         if keeper.lost is not None:
             self.counters.lost += 1
@@ -341,7 +398,9 @@ class Daemon:
         keeper.update(HeartbeatRequest(phase="training", elapsed_s=0.0))
         source = proposal.source if proposal is not None else lease.variant.source
         if lease.control is None:
-            single = self._train(lease, source=source, spec=track.spec, holdout=holdout, keeper=keeper)
+            single = self._train_unless_busy(
+                lease, source=source, spec=track.spec, holdout=holdout, keeper=keeper
+            )
             self._check_timed_fairly(lease, single)
             return single, None, proposal
         # A paired lease: both with one seed, back to back. The order alternates with the seed, so
@@ -352,7 +411,7 @@ class Daemon:
         for side in order:
             if side == "control":
                 self.display.event(f"training the control {short_hash(lease.control.hash)} with the same seed")
-            outcomes[side] = self._train(
+            outcomes[side] = self._train_unless_busy(
                 lease, source=sources[side], spec=track.spec, holdout=holdout, keeper=keeper, name=side
             )
             if keeper.lost is not None or self.stop.aborting.is_set():
@@ -380,10 +439,12 @@ class Daemon:
         self._failures += 1
         pause = min(MAX_FAILURE_PAUSE_S, 2.0 ** min(self._failures, 10))
         self.display.warning(f"{reason}; lease released, pausing {pause:.0f}s")
+        self.board.paused(f"{self._failures} lease(s) in a row handed back: {reason}", pause_s=pause)
         self.stop.stopping.wait(pause)
 
     def _release(self, lease: Lease, reason: str) -> None:
         self.counters.released += 1
+        self.board.released()
         try:
             self.client.call(lambda: self.client.release(lease.id, reason), policy=ONCE)
         except ClientError as exc:
@@ -408,6 +469,7 @@ class Daemon:
         context = self._context.context(
             lease, brief=track.brief, hardware_class=track.spec.hardware_class, seed=self._agent_seed(lease)
         )
+        self.board.phase("agent")
         self.display.agent_status(
             f"{self.agent.name} is proposing a child of {short_hash(lease.variant.hash)}"
         )
@@ -439,6 +501,16 @@ class Daemon:
         return (self.options.agent_seed * 1_000_003 + base) % 2**63
 
     # --- running ----------------------------------------------------------------------------------
+
+    def _train_unless_busy(self, lease: Lease, **train: Any) -> Outcome:
+        """`_train`, unless the host limits say no before it starts or stop it while it runs
+        (_HostBusy). A run that ended on its own is kept, even if the limits said no just after."""
+        if self._watch.busy is not None:
+            raise _HostBusy(self._watch.busy)
+        outcome = self._train(lease, **train)
+        if outcome.code == ABORTED and self._watch.busy is not None:
+            raise _HostBusy(self._watch.busy)
+        return outcome
 
     def _train(
         self,
@@ -474,25 +546,26 @@ class Daemon:
                 elapsed_s=progress.elapsed_s,
                 time_budget_s=progress.time_budget_s,
             )
+            self.board.progress(
+                phase=progress.phase, step=progress.step, loss=_finite(loss), elapsed_s=progress.elapsed_s,
+                time_budget_s=progress.time_budget_s,
+            )  # fmt: skip
 
         self.display.training_started(variant_hash=variant_hash(source), time_budget_s=spec.time_budget_s)
         request = RunRequest(
             source=source, spec=spec, data_dir=self.assets.root, seed=lease.seed, workdir=run_dir, holdout=holdout
         )
-        return self.executor.run(
-            request,
-            on_progress=on_progress,
-            should_abort=lambda: keeper.lost is not None or self.stop.aborting.is_set(),
-        )
+        with self.board.training(run=name, time_budget_s=spec.time_budget_s):
+            return self.executor.run(
+                request,
+                on_progress=on_progress,
+                should_abort=lambda: (
+                    keeper.lost is not None or self.stop.aborting.is_set() or self._watch.busy is not None
+                ),
+            )
 
     def _prune_run_dirs(self) -> None:
-        if not self.home.runs_dir.is_dir():
-            return
-        runs = sorted(
-            (p for p in self.home.runs_dir.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime
-        )
-        for old in runs[:-KEEP_RUN_DIRS]:
-            shutil.rmtree(old, ignore_errors=True)
+        self.home.prune_runs()
 
     # --- reporting --------------------------------------------------------------------------------
 
@@ -544,7 +617,13 @@ class Daemon:
         if not result.ok:
             # The whole reason, on this screen only: the report carries what the execution vouches for.
             self.display.warning(f"the run {result.status} ({result.layer}, {result.code}): {result.reason}")
+        self.board.phase("reporting")
         report = self._deliver(quiet=True)
+        answer = next((r for lease_id, r in report.delivered if lease_id == lease.id), None)
+        self.board.reported(
+            kind=lease.kind.value, run_status=payload.status.value, track_id=lease.track_id,
+            variant_hash=payload.variant_hash, variant_status=answer.variant_status.value if answer else None,
+        )  # fmt: skip
         self.display.run_finished(
             ResultRow(
                 kind=lease.kind.value,

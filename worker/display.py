@@ -13,20 +13,29 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Protocol, TextIO
 
 from rich.console import Console, Group
+from rich.filesize import decimal as file_size
 from rich.live import Live
-from rich.progress import BarColumn, Progress, TextColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
 from shared.hashing import short_hash
 from shared.protocol import Lease
 
-PLAIN_PROGRESS_EVERY_S = 30.0  # a training progress line at most this often in plain mode
+PLAIN_PROGRESS_EVERY_S = 30.0  # a training or download progress line at most this often in plain mode
+LIVE_DOWNLOAD_REDRAW_S = 0.25  # a chunk arrives far more often than a person can read
 RESULTS_SHOWN = 8
 
 
@@ -50,6 +59,32 @@ class ResultRow:
         )
 
 
+@dataclass
+class Transfer:
+    """One download as the plain display reports it: how far, how fast, how long left."""
+
+    label: str
+    first: int  # bytes already there when this attempt began (a resumed download)
+    total: int | None
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def rate(self, now: float | None = None) -> float | None:
+        """Bytes per second over this attempt; None before any time has passed."""
+        elapsed = (now if now is not None else time.monotonic()) - self.started
+        return (self.done - self.first) / elapsed if elapsed > 0 else None
+
+    def describe(self, now: float | None = None) -> str:
+        """e.g. "312.0 MB of 1.2 GB, 45.3 MB/s, 0:00:21 left"."""
+        rate = self.rate(now)
+        parts = [file_size(self.done) + (f" of {file_size(self.total)}" if self.total else "")]
+        if rate:
+            parts.append(f"{file_size(int(rate))}/s")
+            if self.total:
+                parts.append(f"{timedelta(seconds=round(max(0, self.total - self.done) / rate))} left")
+        return ", ".join(parts)
+
+
 class Display(Protocol):
     def event(self, message: str) -> None: ...
 
@@ -66,6 +101,12 @@ class Display(Protocol):
     ) -> None: ...
 
     def run_finished(self, row: ResultRow) -> None: ...
+
+    def download_started(self, *, label: str, done: int, total: int | None) -> None: ...
+
+    def download_advanced(self, *, done: int, total: int | None) -> None: ...
+
+    def download_finished(self, *, label: str, ok: bool) -> None: ...
 
     def close(self, summary: str) -> None: ...
 
@@ -85,6 +126,8 @@ class PlainDisplay:
         self._verbose = verbose
         self._lock = threading.RLock()  # re-entrant: a signal handler may print while a line is being written
         self._last_progress = 0.0
+        self._transfer: Transfer | None = None
+        self._last_transfer_line = 0.0
 
     def _line(self, text: str) -> None:
         with self._lock:
@@ -121,6 +164,32 @@ class PlainDisplay:
     def run_finished(self, row: ResultRow) -> None:
         self._line(row.line())
 
+    def download_started(self, *, label: str, done: int, total: int | None) -> None:
+        self._transfer = Transfer(label=label, first=done, total=total, done=done)
+        self._last_transfer_line = time.monotonic()
+        if self._verbose:
+            size = f" ({file_size(total)})" if total else ""
+            resuming = f", resuming at {file_size(done)}" if done else ""
+            self._line(f"downloading {label}{size}{resuming}")
+
+    def download_advanced(self, *, done: int, total: int | None) -> None:
+        transfer = self._transfer
+        if transfer is None:
+            return
+        transfer.done, transfer.total = done, total
+        now = time.monotonic()
+        if self._verbose and now - self._last_transfer_line >= PLAIN_PROGRESS_EVERY_S:
+            self._last_transfer_line = now
+            self._line(f"  {transfer.describe(now)}")
+
+    def download_finished(self, *, label: str, ok: bool) -> None:
+        transfer, self._transfer = self._transfer, None
+        if ok and self._verbose and transfer is not None:
+            rate = transfer.rate()
+            speed = f", {file_size(int(rate))}/s" if rate else ""
+            elapsed = timedelta(seconds=round(time.monotonic() - transfer.started))
+            self._line(f"downloaded {label}: {file_size(transfer.done - transfer.first)} in {elapsed}{speed}")
+
     def close(self, summary: str) -> None:
         self._line(summary)
 
@@ -144,6 +213,17 @@ class LiveDisplay:
             auto_refresh=False,
         )
         self._task = self._progress.add_task("idle", total=1.0, completed=0, detail="", visible=False)
+        self._downloads = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=self._console,
+            auto_refresh=False,
+        )
+        self._download = self._downloads.add_task("download", total=None, visible=False)
+        self._last_download_redraw = 0.0
         self._results: deque[ResultRow] = deque(maxlen=RESULTS_SHOWN)
         self._live = Live(self._render(), console=self._console, refresh_per_second=4, transient=False)
 
@@ -160,7 +240,7 @@ class LiveDisplay:
                 row.outcome,
                 row.hypothesis or "",
             )
-        return Group(self._lease, self._agent, self._progress, table)
+        return Group(self._lease, self._agent, self._progress, self._downloads, table)
 
     def _refresh(self) -> None:
         if not self._live.is_started:
@@ -219,6 +299,27 @@ class LiveDisplay:
         self._results.append(row)
         self._lease = Text("waiting for work", style="dim")
         self._progress.update(self._task, visible=False)
+        self._refresh()
+
+    def download_started(self, *, label: str, done: int, total: int | None) -> None:
+        # A reset, not an update: a resumed download's speed counts from where it resumed.
+        self._downloads.reset(
+            self._download, total=total, completed=done, description=f"downloading {label}", visible=True
+        )
+        self._last_download_redraw = time.monotonic()
+        self._refresh()
+
+    def download_advanced(self, *, done: int, total: int | None) -> None:
+        self._downloads.update(self._download, completed=done, total=total)
+        now = time.monotonic()
+        if now - self._last_download_redraw >= LIVE_DOWNLOAD_REDRAW_S:
+            self._last_download_redraw = now
+            self._refresh()
+
+    def download_finished(self, *, label: str, ok: bool) -> None:
+        self._downloads.update(self._download, visible=False)
+        if ok:
+            self._print(Text(f"downloaded {label}"))
         self._refresh()
 
     def close(self, summary: str) -> None:

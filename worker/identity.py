@@ -4,10 +4,12 @@ Layout of the home directory (default ~/.autoresearch-worker):
 
     worker.key                   the worker's private key (0600); its public half is the worker's identity
     worker.lock                  held while a daemon runs, so two daemons never share one outbox
+    status.json                  what the running daemon is doing, for `worker status` (see worker.status)
     coordinators/<slug>.json     per coordinator URL: the pinned coordinator key, worker id and token (0600)
     outbox/                      signed results not yet accepted (see worker.outbox)
     assets/<sha256>              track data, content-addressed (see worker.assets)
-    runs/<lease_id>/             scratch directory of one run
+    runs/<lease_id>/             scratch directory of one lease's runs (`worker run`: runs/local-...);
+                                 the newest KEEP_RUNS are kept for a look after the fact
 
 The coordinator key is pinned on first contact (trust on first use, like SSH). Every variant the
 worker runs must carry that key's signature, so a coordinator that later presents another key is
@@ -21,6 +23,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
@@ -29,6 +32,9 @@ from urllib.parse import urlsplit
 from shared.signing import SigningKey
 
 DEFAULT_HOME = Path("~/.autoresearch-worker")
+# Run folders kept. A run's folder is its HOME and TMPDIR, so compiler caches land there (hundreds
+# of MB on a GPU); a count, unlike an age, bounds the disk used however fast runs come.
+KEEP_RUNS = 10
 
 
 class IdentityError(Exception):
@@ -110,6 +116,16 @@ class WorkerHome:
     @property
     def runs_dir(self) -> Path:
         return self.root / "runs"
+
+    def prune_runs(self, *, keep: int = KEEP_RUNS) -> list[Path]:
+        """Delete all but the `keep` newest run folders (by mtime); return the ones deleted."""
+        if not self.runs_dir.is_dir():
+            return []
+        runs = sorted((p for p in self.runs_dir.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+        old = runs[: max(0, len(runs) - keep)]
+        for path in old:
+            shutil.rmtree(path, ignore_errors=True)
+        return old
 
     def signing_key(self) -> SigningKey:
         """The worker's key, created on first use."""

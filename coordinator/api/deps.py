@@ -21,6 +21,7 @@ from coordinator.services.lineage_repo import LineageRepos
 from coordinator.services.workers import authenticate
 from shared.protocol import ErrorCode
 from shared.signing import SigningKey
+from shared.versions import InvalidVersion, is_older, worker_version_of
 
 
 @dataclass
@@ -116,6 +117,32 @@ def limit_worker_writes(worker: CurrentWorker, state: StateDep) -> Worker:
 
 WriterWorker = Annotated[Worker, Depends(limit_worker_writes)]
 IpWriteLimit = Depends(limit_ip_writes)
+
+
+def require_supported_worker(request: Request, state: StateDep) -> None:
+    """Refuse a worker whose User-Agent names a release older than the coordinator accepts.
+
+    Checked before authentication, so an outdated worker is told to upgrade whatever else is wrong.
+    A client that names no worker release is let through (shared/versions.py says why).
+    """
+    version = worker_version_of(request.headers.get("user-agent"))
+    if version is None:
+        return
+    wanted = state.settings.min_worker_version
+    try:
+        outdated = is_older(version, wanted)
+    except InvalidVersion:
+        outdated = True  # a worker release always has a version; nonsense is not one of ours
+    if outdated:
+        raise DomainError(
+            ErrorCode.worker_outdated,
+            f"this coordinator needs worker {wanted} or newer, and this is worker {version}:"
+            " upgrade the worker and start it again",
+            detail={"min_worker_version": wanted, "worker_version": version},
+        )
+
+
+SupportedWorker = Depends(require_supported_worker)
 
 
 def get_lineage_repos(request: Request) -> LineageRepos:

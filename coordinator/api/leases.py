@@ -5,7 +5,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, Response, status
 
-from coordinator.api.deps import CurrentWorker, NowDep, SessionDep, StateDep, WriterWorker
+from coordinator.api.deps import CurrentWorker, NowDep, SessionDep, StateDep, SupportedWorker, WriterWorker
 from coordinator.errors import DomainError
 from coordinator.metrics import COMPLETED, ISSUED, RELEASED, Metrics
 from coordinator.models import Lease as LeaseRow
@@ -57,7 +57,12 @@ def _lease_out(lease: LeaseRow, track: Track, *, heartbeat_interval_s: float) ->
     )
 
 
-@router.post("")
+@router.post(
+    "",
+    dependencies=[SupportedWorker],
+    responses={426: {"model": ErrorBody, "description": "`worker_outdated`: the worker's User-Agent names a"
+                     " release older than /v1/info's min_worker_version."}},
+)
 def request_lease(body: LeaseRequest, worker: WriterWorker, session: SessionDep, state: StateDep, now: NowDep) -> LeaseResponse:
     settings = state.settings
     expired = lease_service.expire_overdue(session, now=now)  # their work is owed again

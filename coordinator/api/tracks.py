@@ -40,7 +40,13 @@ def track(track_id: str, session: SessionDep) -> TrackDetail:
         200: {
             "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
             "description": "The asset's bytes, whose sha256 is the path's (the worker checks it).",
-        }
+        },
+        206: {
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The bytes a `Range: bytes=N-` header asked for, so an interrupted download"
+            " resumes; `Content-Range: bytes N-LAST/SIZE` says where they lie.",
+        },
+        416: {"description": "The range starts at or past the end; `Content-Range: bytes */SIZE` gives the size."},
     },
 )
 def asset(track_id: str, sha256: str, session: SessionDep, state: StateDep) -> FileResponse:
@@ -50,6 +56,8 @@ def asset(track_id: str, sha256: str, session: SessionDep, state: StateDep) -> F
     path = state.settings.assets_dir / sha256
     if not path.is_file():
         raise DomainError(ErrorCode.internal, f"asset {sha256[:12]} is missing from the asset store")
+    # FileResponse answers Range itself (206 with Content-Range, 416 past the end); the ETag is the
+    # content address, so an If-Range from any earlier download of these bytes still matches.
     return FileResponse(path, media_type="application/octet-stream", headers={"ETag": f'"{sha256}"'})
 
 

@@ -12,7 +12,14 @@ router = APIRouter(tags=["workers"])
 
 @router.get("/info")
 def info(state: StateDep) -> InfoResponse:
-    return InfoResponse(name=state.settings.name, version=__version__, public_key=state.signing_key.public_key)
+    settings = state.settings
+    return InfoResponse(
+        name=settings.name,
+        version=__version__,
+        public_key=state.signing_key.public_key,
+        min_worker_version=settings.min_worker_version,
+        harness_version=settings.harness_version,
+    )
 
 
 @router.post("/workers", status_code=status.HTTP_201_CREATED, dependencies=[IpWriteLimit])

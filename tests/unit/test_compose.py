@@ -39,7 +39,7 @@ def test_the_coordinator_serves_only_after_migrations_and_healthy_stores(compose
 
 
 def test_every_long_running_service_has_a_healthcheck(compose: dict) -> None:
-    for name in ("postgres", "redis", "coordinator", "prometheus", "grafana"):
+    for name in ("postgres", "redis", "coordinator", "worker", "prometheus", "grafana"):
         assert compose["services"][name]["healthcheck"]["test"], name
     assert compose["services"]["coordinator"]["healthcheck"]["test"][-1].endswith("/v1/info")
 
@@ -75,6 +75,32 @@ def test_the_gpu_worker_reserves_a_gpu_and_is_opt_in(compose: dict) -> None:
     assert worker["profiles"] == ["gpu"]
     devices = worker["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["capabilities"] == ["gpu"]
+
+
+def test_the_gpu_worker_is_healthy_while_worker_status_says_it_runs(compose: dict) -> None:
+    worker = compose["services"]["worker"]
+    command = worker["command"]
+    home = command[command.index("--home") + 1]
+    assert worker["healthcheck"]["test"] == ["CMD", "worker", "status", "--home", home]
+    assert f"worker-home:{home}" in worker["volumes"]
+
+
+def test_the_image_runs_as_an_unprivileged_user_that_owns_the_volumes(compose: dict) -> None:
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    [user] = [line.split()[1] for line in lines if line.startswith("USER ")][-1:]
+    assert user not in ("root", "0")
+    build = " ".join(line.rstrip("\\") for line in lines)
+    mounts = {
+        volume.split(":")[1]
+        for service in compose["services"].values()
+        if service.get("build") == "."
+        for volume in service.get("volumes", [])
+    }
+    assert mounts == {"/data", "/home/arn/worker"}
+    for mount in mounts:
+        assert f"useradd --create-home --uid 1000 {user}" in build
+        assert mount in build.split("mkdir -p", 1)[1].split("&&", 1)[0], mount
+        assert mount in build.split(f"chown {user}:{user}", 1)[1].split("&&", 1)[0], mount
 
 
 def test_monitoring_is_opt_in_and_scrapes_the_coordinators_metrics(compose: dict) -> None:

@@ -518,3 +518,29 @@ def test_the_first_sigint_stops_taking_work_and_the_second_aborts() -> None:
     assert signal.getsignal(signal.SIGINT) is before
     assert "stopping after the current lease" in output.getvalue()
     assert "aborting the current run" in output.getvalue()
+
+
+def test_the_daemon_publishes_its_lease_and_progress_for_worker_status(
+    coordinator: Coordinator, volunteer: Callable[[str], Volunteer]
+) -> None:
+    from worker.status import read_status
+
+    alice = volunteer("alice")
+    seen = []
+
+    def look(_should_abort: Callable[[], bool]) -> str | None:
+        seen.append(read_status(alice.home.root))
+        return None
+
+    alice.daemon(executor=StandInExecutor(during=look), max_experiments=2).run()
+
+    assert [report.running for report in seen] == [True, True, True]
+    calibrate, first, second = (report.worker.slots[0] for report in seen if report.worker)
+    assert (calibrate.state, calibrate.lease.kind, calibrate.progress.step) == ("verifying", "calibrate", 1)  # type: ignore[union-attr]
+    assert (first.state, first.lease.kind, first.lease.paired) == ("training", "explore", True)  # type: ignore[union-attr]
+    assert (first.progress.runs_left, second.progress.runs_left) == (1, 0)  # type: ignore[union-attr]
+    final = read_status(alice.home.root)
+    assert not final.running and final.note is not None and final.note.startswith("not running: stopped")
+    assert final.worker is not None and (final.worker.name, final.worker.account) == ("alice-box", "alice")
+    today = final.worker.today
+    assert (today.experiments, today.verify_runs, today.failed) == (1, 1, 0)

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "gpu_check.sh"
@@ -35,3 +36,63 @@ def test_the_worker_run_step_runs_the_baseline_through_the_execution_on_a_synthe
     assert (report["status"], report["layer"], report["code"]) == ("ok", None, None)
     assert 0 < report["metrics"]["val_bpb"] < 8
     assert {layer["name"] for layer in report["sandbox"]["layers"]} >= {"audit hook", "seccomp"}
+
+
+STEPS = ["env", "kernels", "train_throughput", "worker_run", "doctor"]
+
+
+def _json_in(log: Path) -> Any:
+    """The JSON report a step printed, after whatever warnings came before it on stderr."""
+    text = log.read_text()
+    start = text.index("\n{\n") + 1 if not text.startswith("{") else 0
+    return json.JSONDecoder().raw_decode(text[start:])[0]
+
+
+def test_a_dry_run_rehearses_every_step_on_the_cpu_and_saves_what_the_gpu_run_saves(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    env["PYTHON"] = sys.executable
+    result = subprocess.run(
+        ["bash", str(SCRIPT), "--dry-run", str(out)],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600, check=False,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*(f"{step}.log" for step in STEPS), "summary.txt"]
+    )
+    summary = (out / "summary.txt").read_text().splitlines()
+    assert [re.sub(r", \d+ s$", "", line) for line in summary] == [f"{step}: exit 0" for step in STEPS], (
+        "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in sorted(out.glob("*.log")))
+    )
+    assert "cpu (dry run)" in (out / "env.log").read_text()
+
+    kernels = _json_in(out / "kernels.log")
+    assert kernels["notes"] == [
+        "Triton ran in its CPU interpreter: its times are a smoke test, not performance figures."
+    ]
+    triton_rows = [row for row in kernels["rows"] if row["impl"] == "triton"]
+    assert len(triton_rows) == 4 and all(row["max_abs_diff"] < 1e-4 for row in triton_rows)
+
+    throughput = _json_in(out / "train_throughput.log")
+    assert [run["use_triton_kernels"] for run in throughput["runs"]] == [False, True]
+    assert all(run["error"] is None for run in throughput["runs"])
+
+    worker_run = _json_in(out / "worker_run.log")
+    assert (worker_run["status"], worker_run["code"]) == ("ok", None)
+    assert 0 < worker_run["metrics"]["val_bpb"] < 9
+
+    doctor = (out / "doctor.log").read_text()
+    assert "sandbox" in doctor and "hardware" in doctor and "cpu" in doctor
+
+
+def test_the_gpu_run_is_unchanged_by_the_dry_run_flag() -> None:
+    # What a GPU machine runs: CUDA everywhere, the kernels compiled for real.
+    text = SCRIPT.read_text()
+    gpu_part = text.split('if [ "$DRY_RUN" = 1 ]; then', 1)[1].split("\nelse\n", 1)[1].split("\nfi\n", 1)[0]
+    assert "TRITON_INTERPRET" not in gpu_part
+    assert "bench/kernels.py --device cuda --json" in gpu_part
+    assert "bench/train_throughput.py --device cuda --json" in gpu_part
+    assert "bench/gpu_track_run.py --budget 60 --hardware-class h100-80gb" in gpu_part
+    assert "nvidia-smi" in gpu_part
+    assert not re.search(r"\bpip\b|apt-get|conda ", text)  # nothing is installed, in either mode
