@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.network import Network
 from tests.services import fresh_postgres_schema
 
 
@@ -20,3 +21,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         return
     with fresh_postgres_schema() as url:
         yield url
+
+
+@pytest.fixture
+def network(tmp_path: Path) -> Iterator[Network]:
+    """Real coordinator and worker processes under the test's folder (tests/e2e/network.py); on a
+    failure their logs are printed, and they are always stopped."""
+    net = Network(tmp_path)
+    try:
+        yield net
+    except BaseException:
+        print(net.logs())
+        raise
+    finally:
+        net.stop_all()

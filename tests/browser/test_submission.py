@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +25,6 @@ pytestmark = pytest.mark.slow
 # At a 4 s budget on a CPU the baseline makes a dozen steps; a quarter of its width makes five
 # times as many and ends far lower (3.1 against 3.5 to 3.8 bpb, measured on two loaded cores).
 SMALLER = {"CPU_DEPTH = 4": "CPU_DEPTH = 2", "CPU_D_MODEL = 128": "CPU_D_MODEL = 64"}
-
-
-@pytest.fixture
-def network(tmp_path: Path) -> Iterator[Network]:
-    net = Network(tmp_path)
-    try:
-        yield net
-    except BaseException:
-        print(net.logs())
-        raise
-    finally:
-        net.stop_all()
 
 
 def smaller_model(source: str) -> str:
