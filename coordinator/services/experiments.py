@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from coordinator.models import Run, Track, Variant
 from shared.protocol import VariantStatus
@@ -77,6 +77,8 @@ def finished_experiments(session: Session, track: Track) -> list[Experiment]:
                 or_(Variant.parent_id.is_not(None), Variant.val_bpb.is_not(None)),
             )
             .order_by(Variant.parent_id.is_not(None), Variant.id)  # the baseline root first
+            # Every experiment of the track, on each live refresh: not their sources (kilobytes each).
+            .options(defer(Variant.source))
         )
     )
     peaks = _peak_memory(session, [v.id for v in variants])
