@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from coordinator.cli_variants import variant_app
 from coordinator.cli_workers import worker_app
 from coordinator.config import Settings
 from coordinator.db import make_engine, make_session_factory
@@ -22,6 +23,7 @@ app = typer.Typer(
 track_app = typer.Typer(help="List and create tracks.", no_args_is_help=True)
 app.add_typer(track_app, name="track")
 app.add_typer(worker_app, name="worker")
+app.add_typer(variant_app, name="variant")
 console = Console()
 
 KEEP_ALIVE_S = 75  # an idle client connection is kept this long

@@ -21,7 +21,7 @@ WorkerId = Annotated[str | None, typer.Argument(help="A worker id, or a unique p
 AccountName = Annotated[str | None, typer.Option("--account", help="Act on every worker of this account instead.")]
 
 
-def _session_factory() -> sessionmaker[Session]:
+def session_factory() -> sessionmaker[Session]:
     try:
         settings = Settings()
     except ValueError as exc:
@@ -39,7 +39,7 @@ def worker_list(
     from coordinator.services.leases import is_trusted
     from coordinator.services.moderation import list_workers
 
-    with _session_factory()() as session:
+    with session_factory()() as session:
         rows = [
             {
                 "id": w.id, "name": w.name, "account": w.account.name, "hardware_class": w.hardware_class,
@@ -68,7 +68,7 @@ def worker_quarantine(
     """Stop a worker (or every worker of an account, and new ones joining it) from taking leases."""
     from coordinator.services.moderation import quarantine
 
-    with _session_factory()() as session:
+    with session_factory()() as session:
         try:
             workers = quarantine(session, reason=reason, worker_id=worker_id, account=account)
         except DomainError as exc:
@@ -83,7 +83,7 @@ def worker_release(worker_id: WorkerId = None, account: AccountName = None) -> N
     """Lift a quarantine; the worker's count of invalid results starts again from zero."""
     from coordinator.services.moderation import release
 
-    with _session_factory()() as session:
+    with session_factory()() as session:
         try:
             workers = release(session, worker_id=worker_id, account=account)
         except DomainError as exc:

@@ -182,6 +182,8 @@ class Variant(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     signature: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+    # When a maintainer re-queued it after it expired unverified: its wait for verifiers restarts.
+    requeued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     parent: Mapped[Variant | None] = relationship(remote_side=[id], foreign_keys=[parent_id])

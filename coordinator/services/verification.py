@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from coordinator.errors import DomainError
 from coordinator.models import Lease, Run, Track, Variant, Worker
 from coordinator.services import verdicts
 from coordinator.services.leases import (
@@ -38,7 +39,7 @@ from coordinator.services.leases import (
     verify_runs_against,
 )
 from coordinator.services.verdicts import Decision, PairedRun, Rules
-from shared.protocol import LeaseKind, RunStatus, VariantStatus
+from shared.protocol import ErrorCode, LeaseKind, RunStatus, VariantStatus
 
 log = logging.getLogger(__name__)
 
@@ -353,7 +354,7 @@ def expire_unverified(session: Session, *, now: datetime) -> int:
             select(Variant).where(
                 Variant.track_id == track.id,
                 Variant.status == VariantStatus.candidate.value,
-                Variant.created_at < now - timedelta(seconds=track.verify_timeout_s),
+                func.coalesce(Variant.requeued_at, Variant.created_at) < now - timedelta(seconds=track.verify_timeout_s),
                 Variant.id.not_in(working),  # a verifier is at work on it: let it finish
             )
         )
@@ -367,3 +368,19 @@ def expire_unverified(session: Session, *, now: datetime) -> int:
     if expired:
         session.flush()
     return expired
+
+
+def requeue(session: Session, variant: Variant, *, now: datetime) -> None:
+    """Put a candidate that expired unverified back in the verifiers' queue, its wait restarted.
+
+    The verify runs it already has still count while they are paired with the current head.
+    Re-queueing anything else is refused: a decided variant stays decided.
+    """
+    if variant.status != VariantStatus.unverified.value:
+        raise DomainError(
+            ErrorCode.conflict, f"{variant.hash[:12]} is {variant.status}: only an unverified candidate is re-queued"
+        )
+    variant.status = VariantStatus.candidate.value
+    variant.reason = "re-queued: awaiting verifications from other accounts"
+    variant.requeued_at = now
+    session.flush()

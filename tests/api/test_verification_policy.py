@@ -72,6 +72,39 @@ def test_a_candidate_nobody_verifies_expires_as_unverified_and_costs_nobody_trus
     assert trust(coordinator, alice) == (0, 0, False)
 
 
+def test_a_maintainer_requeues_an_unverified_candidate_and_its_wait_restarts(
+    coordinator: Coordinator, make_worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, bob, carol = make_worker("a1", "alice"), make_worker("b1", "bob"), make_worker("c1", "carol")
+    calibrate(coordinator, [1.00, 1.00])
+    claim = alice.run(alice.lease(), 0.90)["variant_hash"]
+    bob.run(bob.lease(), 0.91)
+    factory = coordinator.client.app.state.arn.session_factory  # type: ignore[attr-defined]
+    coordinator.clock.advance(TIMEOUT_S + 1)
+    reap(factory, now=coordinator.clock())
+    assert variant(coordinator, claim)["status"] == "unverified"
+    monkeypatch.setenv("ARN_DATABASE_URL", coordinator.settings.resolved_database_url)
+    monkeypatch.setenv("ARN_DATA_DIR", str(coordinator.settings.data_dir))
+    cli = CliRunner()
+
+    requeued = cli.invoke(coordinator_cli, ["variant", "requeue", claim])
+    assert requeued.exit_code == 0, requeued.output
+    assert (variant(coordinator, claim)["status"], variant(coordinator, claim)["reason"]) == (
+        "candidate", "re-queued: awaiting verifications from other accounts"
+    )
+    with coordinator.session() as session:  # the CLI's clock is the real one: restart the wait from the test's
+        session.scalars(select(Variant).where(Variant.hash == claim)).one().requeued_at = coordinator.clock()
+        session.commit()
+    coordinator.clock.advance(TIMEOUT_S - 1)
+    reap(factory, now=coordinator.clock())
+    verify = carol.lease()
+    assert (verify["kind"], verify["variant"]["hash"]) == ("verify", claim)
+    assert carol.run(verify, 0.90)["variant_status"] == "verified"  # with bob's run from before: a quorum
+
+    again = cli.invoke(coordinator_cli, ["variant", "requeue", claim])
+    assert again.exit_code == 1 and "only an unverified candidate is re-queued" in again.output
+
+
 def test_the_start_warns_of_a_quorum_the_accounts_seen_cannot_meet(coordinator: Coordinator, make_worker) -> None:
     with coordinator.session() as session:
         assert quorum_shortfalls(session) == []  # nobody has joined yet: nothing to say
