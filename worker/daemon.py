@@ -21,6 +21,10 @@ Shutdown is two-stage. The first SIGINT/SIGTERM stops taking work; the current l
 its report is delivered. The second aborts the training child, releases the lease and exits.
 Teardown always tries to deliver what the outbox holds and prints one line of counters.
 
+What the loop is doing (state, lease, progress, pauses, the day's totals) is published in the home
+for `worker status` (worker.status); a coordinator that wants a newer release stops the worker at
+join, before any lease (worker.compat).
+
 Every collaborator (client, agent, executor, display, stop signal) is passed in, so tests drive
 the loop with a stand-in executor and a real coordinator.
 """

@@ -544,3 +544,24 @@ def test_the_daemon_publishes_its_lease_and_progress_for_worker_status(
     assert final.worker is not None and (final.worker.name, final.worker.account) == ("alice-box", "alice")
     today = final.worker.today
     assert (today.experiments, today.verify_runs, today.failed) == (1, 1, 0)
+
+
+def test_a_coordinator_that_raises_its_minimum_release_stops_the_worker_after_delivering_its_result(
+    coordinator: Coordinator, volunteer: Callable[[str], Volunteer]
+) -> None:
+    from worker.client import CoordinatorError
+
+    alice = volunteer("alice")
+
+    def upgrade_the_coordinator(_should_abort: Callable[[], bool]) -> str | None:
+        coordinator.app_client.app.state.arn.settings.min_worker_version = "99.0"  # type: ignore[attr-defined]
+        return None
+
+    daemon = alice.daemon(executor=StandInExecutor(during=upgrade_the_coordinator), max_experiments=3)
+    with pytest.raises(CoordinatorError) as refused:
+        daemon.run()
+
+    assert refused.value.code == "worker_outdated"
+    assert "needs worker 99.0 or newer" in refused.value.message
+    assert coordinator.query("select state from leases") == [("completed",)]
+    assert daemon.counters.delivered == 1
