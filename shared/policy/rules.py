@@ -342,6 +342,7 @@ REFUSED_UNDER_ANY_PACKAGE: frozenset[str] = frozenset(
 REFUSED_MODULE_ATTRIBUTES: frozenset[str] = frozenset(
     {
         "_thread",
+        "amdsmi",  # torch.cuda's GPU management libraries (clocks, power limits), when installed
         "asyncio",
         "atexit",
         "bltns",
@@ -380,6 +381,7 @@ REFUSED_MODULE_ATTRIBUTES: frozenset[str] = frozenset(
         "platform",
         "posix",
         "pty",
+        "pynvml",
         "queue",
         "resource",
         "runpy",
