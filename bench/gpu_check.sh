@@ -61,7 +61,7 @@ else
     step env 30 bash -c "nvidia-smi; $PY -c '$VERSIONS; print(torch.cuda.get_device_name(0), torch.cuda.get_device_capability(0))'"
     step kernels 90 "$PY" bench/kernels.py --device cuda --json
     step train_throughput 150 "$PY" bench/train_throughput.py --device cuda --json
-    step worker_run 180 "$PY" bench/gpu_track_run.py --budget 60 --hardware-class h100-80gb
+    step worker_run 180 "$PY" bench/gpu_track_run.py --budget 60 --hardware-class h100-sxm-80gb
     DEVICE=cuda
 fi
 if "$PY" -c "import worker.cli" > /dev/null 2>&1; then

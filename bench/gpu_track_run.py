@@ -6,7 +6,7 @@ then runs the variant exactly as a lease would: sandbox, guard, scorer and repli
 in. Prints the outcome as JSON, with the sandbox layers this machine enforces. Imports only the
 standard library, torch, triton and numpy, so it runs on a bare GPU box.
 
-    python bench/gpu_track_run.py --budget 90 --hardware-class h100-80gb
+    python bench/gpu_track_run.py --budget 90 --hardware-class h100-sxm-80gb
     python bench/gpu_track_run.py --device cpu --hardware-class cpu --seq-len 64 --budget 5   # smoke run
 """
 
@@ -30,7 +30,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-py", type=Path, default=ROOT / "baseline" / "train.py")
     parser.add_argument("--budget", type=float, default=90.0, help="training seconds, compilation included")
-    parser.add_argument("--hardware-class", default="h100-80gb")
+    parser.add_argument("--hardware-class", default="h100-sxm-80gb")
     parser.add_argument("--seq-len", type=int, default=2048)
     parser.add_argument("--vocab-size", type=int, default=512)
     parser.add_argument("--seed", type=int, default=1)

@@ -75,7 +75,7 @@ class Preset:
 
 
 AUTORESEARCH = Preset(
-    "autoresearch", "h100-80gb", vocab_size=8192, seq_len=2048, tokens_per_step=1 << 19, device_batch=128
+    "autoresearch", "h100-sxm-80gb", vocab_size=8192, seq_len=2048, tokens_per_step=1 << 19, device_batch=128
 )
 SMALL = Preset("small", "cpu", vocab_size=256, seq_len=64, tokens_per_step=256, device_batch=2)
 

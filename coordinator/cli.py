@@ -138,7 +138,7 @@ def track_create(
     hf_repo: Annotated[str, typer.Option(help="Hugging Face dataset repo, e.g. HuggingFaceFW/fineweb-edu.")],
     revision: Annotated[str, typer.Option(help="The dataset's full 40-character commit id (pins the data).")],
     file: Annotated[list[str], typer.Option(help="PATH:SHA256 of one parquet file in the repo; repeat for more.")],
-    hardware_class: Annotated[str, typer.Option(help="Hardware class the track is pinned to.")] = "h100-80gb",
+    hardware_class: Annotated[str, typer.Option(help="Hardware class the track is pinned to.")] = "h100-sxm-80gb",
     name: Annotated[str | None, typer.Option(help="Human-readable name (default: the id).")] = None,
     text_column: Annotated[str, typer.Option(help="Parquet column holding the text.")] = "text",
     vocab_size: Annotated[int, typer.Option(help="BPE vocabulary size.")] = 8192,

@@ -104,7 +104,7 @@ class InfoResponse(BaseModel):
 
 
 class HardwareInfo(_Model):
-    hardware_class: str = Field(max_length=64)  # e.g. "cpu", "h100-80gb"
+    hardware_class: str = Field(max_length=64)  # e.g. "cpu", "h100-sxm-80gb" (worker.hardware)
     device_name: str = Field(default="", max_length=200)
     driver: str = Field(default="", max_length=100)
     torch: str = Field(default="", max_length=50)

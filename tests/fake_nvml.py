@@ -23,6 +23,7 @@ class FakeGpu:
     compute: list[int] = field(default_factory=list)  # pids
     graphics: list[int] = field(default_factory=list)
     uuid: str = "GPU-00000000-0000-0000-0000-000000000000"
+    power_limit_mw: int | None = None  # the enforced power limit; None: the GPU does not report it
     reads: int = 0  # temperature reads: how often the worker has looked
 
 
@@ -70,6 +71,11 @@ class FakeNvml(types.ModuleType):
         if handle.power_mw is None:
             raise NVMLError("Not Supported")
         return handle.power_mw
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle: FakeGpu) -> int:
+        if handle.power_limit_mw is None:
+            raise NVMLError("Not Supported")
+        return handle.power_limit_mw
 
     def nvmlDeviceGetComputeRunningProcesses(self, handle: FakeGpu) -> list[SimpleNamespace]:
         return [SimpleNamespace(pid=pid, usedGpuMemory=2**30) for pid in list(handle.compute)]

@@ -165,6 +165,7 @@ def build_agent(requested: str, *, options: AgentOptions, home: Path, display: D
 
 @app.command()
 def join(
+    context: typer.Context,
     url: Annotated[str, typer.Argument(help="The coordinator's address, e.g. http://127.0.0.1:8000.")],
     agent: Annotated[
         str, typer.Option(help="Who proposes changes to train.py: offline, claude or command.")
@@ -190,6 +191,13 @@ def join(
     ] = None,
     threads: ThreadsOption = None,
     device: DeviceOption = Device.auto,
+    gpus: Annotated[
+        str | None,
+        typer.Option(
+            help="all, or GPU numbers as nvidia-smi shows them, e.g. 0,2: one worker per GPU, named <name>-gpu<N>,"
+            " with its home in <home>/gpu<N> (default: one worker on GPU 0, or the CPU)."
+        ),
+    ] = None,
     max_cache_gb: MaxCacheOption = None,
     max_download_mbps: MaxDownloadOption = None,
     seed: Annotated[
@@ -260,7 +268,12 @@ def join(
     Example: worker join http://127.0.0.1:8000 --account alice --max-experiments 10
 
     Example: worker join http://127.0.0.1:8000 --when idle --hours 22-07 --max-gpu-temp 80
+
+    Example: worker join http://127.0.0.1:8000 --account alice --gpus all
     """
+    if gpus is not None:
+        with _user_errors():
+            raise typer.Exit(_join_gpus(context, url, gpus=gpus, home=home, name=name))
     from worker.client import CoordinatorClient, TransientError
     from worker.daemon import Daemon, DaemonOptions, StopSignal
     from worker.display import make_display
@@ -339,6 +352,57 @@ def join(
                 ).run()
         finally:
             worker_home.unlock()
+
+
+# Options a `--gpus` supervisor sets per child rather than passing on as given.
+_PER_SLOT = {"url", "gpus", "home", "name"}
+
+
+def _join_gpus(context: typer.Context, url: str, *, gpus: str, home: Path, name: str | None) -> int:
+    """`worker join --gpus`: a child `worker join` per GPU, with the other options as given (worker.gpus)."""
+    from worker.gpus import (
+        GpuSelectionError,
+        Slot,
+        Supervisor,
+        choose_slots,
+        device_count,
+        parse_gpus,
+        prepare_slot_home,
+        slot_env,
+        visible_devices,
+        write_slots_file,
+    )
+    from worker.identity import WorkerHome, normalize_url
+    from worker.registration import default_name
+    from worker.service import given_options
+
+    url = normalize_url(url)
+    try:
+        selection = parse_gpus(gpus)
+        slots = choose_slots(selection, visible_devices(os.environ, device_count()))
+    except GpuSelectionError as exc:
+        raise _fail(str(exc)) from None
+    passed_on = given_options(context.command, context, skip=_PER_SLOT)  # the rest, as given
+    worker_home = WorkerHome(home)
+    worker_home.lock()
+    try:
+        base = name or default_name()
+        argv_for: dict[Slot, list[str]] = {}
+        env_for: dict[Slot, dict[str, str]] = {}
+        for slot in slots:
+            slot_home = prepare_slot_home(worker_home.root, slot)
+            argv_for[slot] = [
+                sys.executable, "-m", "worker.cli", "join", url, "--home", str(slot_home),
+                "--name", f"{base[: 99 - len(slot.label)]}-{slot.label}", *passed_on,
+            ]  # fmt: skip
+            env_for[slot] = slot_env(slot, os.environ)
+        write_slots_file(worker_home.root, slots)
+        supervisor = Supervisor(slots, argv_for=argv_for, env_for=env_for)
+        pinned = ", ".join(f"{slot.label} (CUDA_VISIBLE_DEVICES={slot.device})" for slot in slots)
+        supervisor.say(f"one worker per GPU: {pinned}; Ctrl-C once finishes their runs, twice aborts them")
+        return supervisor.run()
+    finally:
+        worker_home.unlock()
 
 
 @app.command()

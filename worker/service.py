@@ -22,7 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -111,14 +111,20 @@ def join_command(join: Any, args: Sequence[str], *, user: str) -> JoinCommand:
         if format_message is None:
             raise
         raise JoinRefused(format_message()) from exc
-    words: list[str] = []
     home = absolute_home(Path(context.params["home"]), user=user)
-    for param in join.params:
+    words = [str(context.params.get(p.name or "")) for p in join.params if isinstance(p, TyperArgument)]
+    words += given_options(join, context, skip=("home", "quiet"))
+    words += ["--home", str(home), "--quiet"]
+    return JoinCommand(words=words, url=str(context.params.get("url", "")), home=home)
+
+
+def given_options(command: Any, context: Any, *, skip: Collection[str] = ()) -> list[str]:
+    """The options of `command` given on its command line (as parsed into `context`), written back
+    as words in their long forms, except those named in `skip`."""
+    words: list[str] = []
+    for param in command.params:
         value = context.params.get(param.name or "")
-        if isinstance(param, TyperArgument):
-            words.append(str(value))
-            continue
-        if not isinstance(param, TyperOption) or param.name in ("home", "quiet"):
+        if not isinstance(param, TyperOption) or param.name in skip:
             continue
         source = context.get_parameter_source(param.name or "")
         if source is None or source.name != "COMMANDLINE":
@@ -131,8 +137,7 @@ def join_command(join: Any, args: Sequence[str], *, user: str) -> JoinCommand:
                 words.append(max(param.secondary_opts, key=len))
             continue
         words += [flag, str(value.value if isinstance(value, Enum) else value)]
-    words += ["--home", str(home), "--quiet"]
-    return JoinCommand(words=words, url=str(context.params.get("url", "")), home=home)
+    return words
 
 
 @dataclass(frozen=True)

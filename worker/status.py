@@ -11,8 +11,9 @@ The file is a `WorkerStatus` as JSON (schema 1):
     pid, host               the daemon's process and machine
     started_at, updated_at  UTC; updated_at older than STALE_AFTER_S means the daemon is stuck or gone
     worker_version, coordinator, worker_id, name, account, hardware_class, device ("gpu"/"cpu"), agent
+    cuda_visible_devices    the device a worker of `join --gpus` is pinned to (None when not pinned)
     stopping                a first stop request came: the current lease finishes, no new one is taken
-    slots[]                 one per concurrent lease (one today):
+    slots[]                 one per concurrent lease (one per worker process):
       state                 starting | training (an explore) | verifying (a verify or calibrate lease)
                             | idle (no work offered) | paused (backing off, or a host limit)
                             | waiting (for the coordinator) | stopped
@@ -33,6 +34,12 @@ The file is a `WorkerStatus` as JSON (schema 1):
 `worker status --json` prints a `StatusReport`: `running`, a `note` saying why not when it is not,
 the `home`, the last `worker` status published (also after it stopped), and the `outbox` backlog
 (results waiting for the coordinator, and results it refused), counted from the folder itself.
+
+The home of a `worker join --gpus` supervisor holds no status.json but a SLOTS_FILE naming its slot
+homes (worker.gpus), each with a worker's status.json. Its report is one worker whose slots are
+theirs: `slot` is the GPU number, `worker_id` and `name` say which worker it is, a slot whose worker
+is not running is "stopped" with the reason; totals and outbox backlogs are summed, and it runs
+while any of them does.
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ from worker import __version__
 from worker.client import ONCE, ClientError, CoordinatorClient
 
 STATUS_FILE = "status.json"
+SLOTS_FILE = "slots.json"  # in the home of a `join --gpus` supervisor (worker.gpus)
 REFRESH_S = 10.0  # rewritten at least this often while the daemon runs
 STALE_AFTER_S = 60.0  # older than this, the daemon is not updating it: stuck, killed or gone
 PROGRESS_EVERY_S = 1.0  # training progress is written at most this often
@@ -96,13 +104,16 @@ class ProgressInfo(BaseModel):
 
 
 class SlotStatus(BaseModel):
-    slot: int = 0
+    slot: int = 0  # the GPU number in the report of a `join --gpus` home
     state: SlotState = "starting"
     since: datetime
     reason: str | None = None
     until: datetime | None = None
     lease: LeaseInfo | None = None
     progress: ProgressInfo | None = None
+    # In the report of a `join --gpus` home only: the worker of this slot.
+    worker_id: str | None = None
+    name: str | None = None
 
 
 class Candidate(BaseModel):
@@ -135,6 +146,7 @@ class WorkerStatus(BaseModel):
     hardware_class: str = ""
     device: Literal["gpu", "cpu"] = "cpu"
     agent: str = ""
+    cuda_visible_devices: str | None = None
     stopping: bool = False
     slots: list[SlotStatus]
     today: DayTotals
@@ -184,6 +196,7 @@ class StatusBoard:
             updated_at=now,
             slots=[SlotStatus(since=now)],
             today=DayTotals(day=now.date()),
+            cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
         )
         self._stopping: Callable[[], bool] = lambda: False
         self._done = threading.Event()
@@ -498,6 +511,8 @@ def read_status(
     """Whether a worker runs with `home`, and what it last published (see the module docstring)."""
     now = now or _now()
     path = home / STATUS_FILE
+    if not path.exists() and (home / SLOTS_FILE).exists():
+        return _read_slots(home, now=now, alive=alive, hostname=hostname)
     backlog = outbox_backlog(home / "outbox")
 
     def report(running: bool, note: str | None, worker: WorkerStatus | None = None) -> StatusReport:
@@ -529,6 +544,72 @@ def read_status(
             False, f"not running: no update for {describe_age(age)} ({still} is not updating it)", worker
         )
     return report(True, None, worker)
+
+
+def _read_slots(
+    home: Path, *, now: datetime, alive: Callable[[int], bool], hostname: str | None
+) -> StatusReport:
+    """The report of a `join --gpus` home: its slot homes' workers as one (see the module docstring)."""
+    try:
+        record = json.loads((home / SLOTS_FILE).read_text(encoding="utf-8"))
+        slots = [(int(entry["gpu"]), str(entry["home"])) for entry in record["slots"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return StatusReport(
+            running=False, note=f"not running? {home / SLOTS_FILE} cannot be read ({exc})", home=str(home),
+            outbox=outbox_backlog(home / "outbox"),
+        )  # fmt: skip
+    reports = [
+        (gpu, read_status(home / name, now=now, alive=alive, hostname=hostname)) for gpu, name in slots
+    ]
+    backlogs = [outbox_backlog(home / "outbox"), *(report.outbox for _, report in reports)]
+    oldest = [backlog.oldest for backlog in backlogs if backlog.oldest is not None]
+    backlog = OutboxBacklog(
+        pending=sum(b.pending for b in backlogs), refused=sum(b.refused for b in backlogs),
+        oldest=min(oldest) if oldest else None,
+    )  # fmt: skip
+    published = [(gpu, report) for gpu, report in reports if report.worker is not None]
+    running = any(report.running for _, report in reports)
+    note = None if running else f"not running: none of the {_count(len(slots), 'GPU worker')} runs"
+    if not published:
+        return StatusReport(running=running, note=note, home=str(home), outbox=backlog)
+    merged = published[0][1].worker
+    assert merged is not None
+    merged = merged.model_copy(deep=True)
+    merged.pid = int(record.get("pid", merged.pid))
+    merged.worker_id = None
+    merged.cuda_visible_devices = None
+    merged.name = (merged.name or "").removesuffix(f"-gpu{published[0][0]}") or None
+    merged.slots, merged.open_candidates = [], []
+    merged.today = DayTotals(day=now.date())
+    classes: list[str] = []
+    for gpu, report in published:
+        worker = report.worker
+        assert worker is not None
+        slot = worker.slots[0].model_copy(
+            update={"slot": gpu, "worker_id": worker.worker_id, "name": worker.name}
+        )
+        if not report.running and slot.state != "stopped":
+            stopped = {
+                "state": "stopped",
+                "reason": report.note,
+                "until": None,
+                "lease": None,
+                "progress": None,
+            }
+            slot = slot.model_copy(update=stopped)
+        merged.slots.append(slot)
+        merged.started_at = min(merged.started_at, worker.started_at)
+        merged.updated_at = max(merged.updated_at, worker.updated_at)
+        merged.stopping = merged.stopping or worker.stopping
+        merged.open_candidates += worker.open_candidates
+        if worker.today.day == merged.today.day:
+            for field in ("experiments", "candidates", "verified", "verify_runs", "failed", "released"):
+                setattr(merged.today, field, getattr(merged.today, field) + getattr(worker.today, field))
+            merged.today.device_hours += worker.today.device_hours
+        if worker.hardware_class not in classes:
+            classes.append(worker.hardware_class)
+    merged.hardware_class = ", ".join(classes)
+    return StatusReport(running=running, note=note, home=str(home), worker=merged, outbox=backlog)
 
 
 # --- the human form ----------------------------------------------------------------------------------
@@ -594,6 +675,7 @@ def render_report(report: StatusReport, *, now: datetime | None = None) -> Rende
     if worker is None:
         return Group(Text(report.note or "not running", style="yellow"), Text(backlog))
     who = f"{worker.name or '?'} ({worker.account or '?'})"
+    per_gpu = any(slot.name is not None for slot in worker.slots)  # a `join --gpus` home
     if report.running:
         up = describe_age((now - worker.started_at).total_seconds())
         stopping = ", stopping after this lease" if worker.stopping else ""
@@ -601,16 +683,23 @@ def render_report(report: StatusReport, *, now: datetime | None = None) -> Rende
     else:
         head = Text(f"worker {who}: {report.note}", style="bold yellow")
     about = Text(
-        f"{worker.coordinator}, worker {short_hash(worker.worker_id or '') or '-'},"
+        f"{worker.coordinator}, worker {short_hash(worker.worker_id or '') or ('one per GPU' if per_gpu else '-')},"
         f" {worker.hardware_class}, agent {worker.agent}, release {worker.worker_version}",
         style="dim",
     )
     table = Table(show_edge=False, box=None, pad_edge=False, header_style="bold")
-    for column in ("slot", "state", "lease", "progress", "why / until"):
+    columns = ["gpu", "worker"] if per_gpu else ["slot"]
+    for column in (*columns, "state", "lease", "progress", "why / until"):
         table.add_column(column)
     for slot in worker.slots:
+        worker_cell = [f"{slot.name or '?'}\n{short_hash(slot.worker_id or '') or '-'}"] if per_gpu else []
         table.add_row(
-            str(slot.slot), slot.state, _lease_cell(slot), _progress_cell(slot, now), _why_cell(slot, now)
+            str(slot.slot),
+            *worker_cell,
+            slot.state,
+            _lease_cell(slot),
+            _progress_cell(slot, now),
+            _why_cell(slot, now),
         )
     today = worker.today
     unit = "GPU" if worker.device == "gpu" else "CPU"

@@ -698,6 +698,8 @@ def environment(*, device: str, threads: int) -> dict[str, Any]:
         "device_name": _cpu_name(),
         "cuda": None,
         "threads": threads,
+        # Which device a worker of several GPUs was pinned to (worker.gpus); None: not pinned.
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
     }
     if device == "cuda":
         import torch
