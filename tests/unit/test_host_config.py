@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -97,33 +93,6 @@ def test_a_bad_setting_is_named_by_where_it_came_from(
 
 
 # --- through `worker join` --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def impostor() -> Iterator[str]:
-    """A real HTTP server answering /v1/info with a key the worker did not pin: join stops there."""
-    body = json.dumps(
-        {"name": "x", "version": "0.1.0", "protocol": "v1", "public_key": SigningKey.generate().public_key}
-    )
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body.encode())
-
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def join(home: Path, url: str, *options: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -8,9 +8,7 @@ import os
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -206,33 +204,6 @@ def test_a_home_already_in_use_is_one_line(tmp_path: Path) -> None:
         home.unlock()
 
     assert_one_line_error(result, f"another worker is already running with home {home.root}")
-
-
-@pytest.fixture
-def impostor() -> Iterator[str]:
-    """A real HTTP server answering /v1/info with a key the worker did not pin."""
-    body = json.dumps(
-        {"name": "x", "version": "1", "protocol": "v1", "public_key": SigningKey.generate().public_key}
-    )
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body.encode())
-
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_coordinator_presenting_another_key_is_refused_loudly(tmp_path: Path, impostor: str) -> None:
