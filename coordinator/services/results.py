@@ -24,7 +24,7 @@ from coordinator.models import Lease, Run, Track, Variant, Worker
 from coordinator.services import leases as lease_service
 from coordinator.services.holdout import has_holdout
 from coordinator.services.tracks import get_track
-from coordinator.services.variants import create_variant, find_variant
+from coordinator.services.variants import create_variant, find_variant, policy_reason
 from coordinator.services.verification import (
     SpotCheckRates,
     awaiting_reason,
@@ -58,17 +58,7 @@ class ResultOutcome:
     policy_violations: str | None = None
 
 
-MAX_REASON_LINES = 20
 NO_SPOT_CHECKS = SpotCheckRates(untrusted=0.0, trusted=0.0)
-
-
-def _policy_reason(summary: str) -> str:
-    """The refusal as stored and returned: a hostile file can break thousands of rules at once."""
-    lines = summary.splitlines()
-    shown = lines[:MAX_REASON_LINES]
-    if len(lines) > MAX_REASON_LINES:
-        shown.append(f"... and {len(lines) - MAX_REASON_LINES} more violations")
-    return "refused by policy:\n" + "\n".join(shown)
 
 
 def _payload_digest(payload: RunPayload) -> str:
@@ -183,7 +173,7 @@ def _explore_variant(
         return existing, None
     report = check_source(payload.source)
     if not report.ok:
-        reason = _policy_reason(report.summary())
+        reason = policy_reason(report.summary())
         variant = create_variant(
             session, track_id=track.id, source=payload.source, parent=lease.variant, author=worker,
             hypothesis=payload.hypothesis, status=VariantStatus.rejected, key=key, reason=reason,

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from coordinator.errors import DomainError
 from coordinator.models import Track, Variant, Worker
 from coordinator.services.tracks import get_track
-from coordinator.services.variants import create_variant, find_variant
+from coordinator.services.variants import MAX_REASON_LINES, create_variant, find_variant, policy_reason
 from coordinator.services.verification import awaiting_reason
 from shared.hashing import variant_hash
 from shared.policy import check_source
@@ -36,8 +36,6 @@ from shared.protocol import (
     signed_fields,
 )
 from shared.signing import SignatureError, SigningKey, verify_signature
-
-MAX_POLICY_LINES = 20
 
 
 @dataclass(frozen=True)
@@ -118,14 +116,11 @@ def _check_policy(source: str) -> None:
     report = check_source(source)
     if report.ok:
         return
-    violations = list(report.violations)
-    lines = [f"line {v.line}: {v.code}: {v.message}" for v in violations[:MAX_POLICY_LINES]]
-    if len(violations) > MAX_POLICY_LINES:
-        lines.append(f"... and {len(violations) - MAX_POLICY_LINES} more violations")
+    shown = report.violations[:MAX_REASON_LINES]
     raise DomainError(
         ErrorCode.policy_violation,
-        "refused by policy:\n" + "\n".join(lines),
-        detail=[{"code": v.code, "line": v.line, "col": v.col, "message": v.message} for v in violations[:MAX_POLICY_LINES]],
+        policy_reason(report.summary()),
+        detail=[{"code": v.code, "line": v.line, "col": v.col, "message": v.message} for v in shown],
     )
 
 

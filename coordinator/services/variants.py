@@ -14,8 +14,20 @@ from shared.hashing import variant_hash
 from shared.protocol import ErrorCode, VariantStatus
 from shared.signing import SigningKey
 
+# A refusal shows this many violations: a hostile file can break thousands of rules at once.
+MAX_REASON_LINES = 20
+
 # Statuses whose source the coordinator vouches for by signing it (the ones it may lease out).
 SIGNED_STATUSES = {VariantStatus.candidate, VariantStatus.verified}
+
+
+def policy_reason(summary: str) -> str:
+    """A policy refusal as stored and returned (PolicyReport.summary(): a line per violation)."""
+    lines = summary.splitlines()
+    shown = lines[:MAX_REASON_LINES]
+    if len(lines) > MAX_REASON_LINES:
+        shown.append(f"... and {len(lines) - MAX_REASON_LINES} more violations")
+    return "refused by policy:\n" + "\n".join(shown)
 
 
 def find_variant(session: Session, *, track_id: str, hash_: str) -> Variant | None:
