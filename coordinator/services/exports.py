@@ -46,7 +46,7 @@ def verified_line(session: Session, track: Track) -> list[Variant]:
     """The head and its verified ancestors, baseline first: the commits of the track's `main`."""
     if track.head is None:
         return []
-    chain = reversed(lineage(session, track.head))
+    chain = reversed(lineage(session, track.head, limit=None))  # the whole line, as the git lineage has it
     return [v for v in chain if v.status == VariantStatus.verified.value]
 
 

@@ -90,11 +90,11 @@ def create_variant(
     return variant
 
 
-def lineage(session: Session, variant: Variant, *, limit: int = 200) -> list[Variant]:
-    """This variant and its ancestors, newest first."""
+def lineage(session: Session, variant: Variant, *, limit: int | None = 200) -> list[Variant]:
+    """This variant and its ancestors, newest first: the nearest `limit` of them (all with None)."""
     chain = [variant]
     current = variant
-    while current.parent_id is not None and len(chain) < limit:
+    while current.parent_id is not None and (limit is None or len(chain) < limit):
         parent = session.get(Variant, current.parent_id)
         if parent is None:
             break
