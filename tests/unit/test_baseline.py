@@ -201,9 +201,45 @@ def small_track(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrackSpec, Pa
     return build_track(tmp_path_factory.mktemp("track"), n_train_tokens=20_000)
 
 
-def make_ctx(spec: TrackSpec, data_dir: Path, *, hardware_class: str, budget_s: float = 60.0) -> TrainContext:
+class SteppedClock(TrainClock):
+    """A budget clock that moves only when a step is reported, by `step_s` each time.
+
+    The baseline's stopping rule then meets the same step times on a loaded machine as on an idle
+    one, so a test of the rule does not hang on the scheduler.
+    """
+
+    def __init__(self, budget_s: float, *, step_s: float) -> None:
+        super().__init__(budget_s)
+        self.step_s = step_s
+        self.now = 0.0
+
+    def elapsed(self) -> float:
+        return self.now
+
+
+class SteppedProgress(ProgressChannel):
+    """Progress that advances a SteppedClock by one step on each report."""
+
+    def __init__(self, clock: SteppedClock) -> None:
+        super().__init__(None)
+        self._clock = clock
+
+    def progress(self, *, step: int, loss: float | torch.Tensor, elapsed_s: float) -> None:
+        self._clock.now += self._clock.step_s
+        super().progress(step=step, loss=loss, elapsed_s=elapsed_s)
+
+
+def make_ctx(
+    spec: TrackSpec,
+    data_dir: Path,
+    *,
+    hardware_class: str,
+    budget_s: float = 60.0,
+    clock: TrainClock | None = None,
+) -> TrainContext:
     shards = [read_tokens(data_dir / digest) for digest in spec.assets.train]
-    clock = TrainClock(budget_s)
+    if clock is None:
+        clock = TrainClock(budget_s)
     clock.start()
     return TrainContext(
         device="cpu",
@@ -214,7 +250,7 @@ def make_ctx(spec: TrackSpec, data_dir: Path, *, hardware_class: str, budget_s: 
         track_id=spec.track_id,
         clock=clock,
         batches=TrainBatches(shards, seed=0, device="cpu"),
-        progress=ProgressChannel(None),
+        progress=SteppedProgress(clock) if isinstance(clock, SteppedClock) else ProgressChannel(None),
     )
 
 
@@ -318,14 +354,17 @@ def test_training_on_a_gpu_track_accumulates_every_micro_batch_into_each_step(
 ) -> None:
     spec, data_dir = small_track
     shrink_gpu_shape(baseline, seq_len=spec.seq_len)
-    ctx = make_ctx(spec, data_dir, hardware_class="h100-80gb", budget_s=3.0)
+    # Each step "takes" 0.7 s of a 3 s budget: after four steps 0.2 s is left, less than the 1.25
+    # steps the baseline keeps in hand, so it stops there, before the budget is spent.
+    clock = SteppedClock(3.0, step_s=0.7)
+    ctx = make_ctx(spec, data_dir, hardware_class="h100-80gb", clock=clock)
     torch.manual_seed(0)
 
     model = baseline.train(ctx)
 
-    assert ctx.steps >= 2
+    assert ctx.steps == 4
     assert ctx.tokens == ctx.steps * 2 * 2 * spec.seq_len  # every step: 2 passes of 2 sequences
-    assert ctx.time_left() > 0  # it stopped while a step still fitted, not after the budget
+    assert ctx.time_left() == pytest.approx(0.2)  # it stopped while a step still fitted
     assert len(model.blocks) == 2
 
 
