@@ -5,6 +5,17 @@ leases until the sequential test in services/verdicts.py decides it (at most the
 `max_verifications`). An expired
 or released lease stops counting, so its work is handed out again by the next request. That makes
 the reaper idempotent and safe to run on any replica at any time.
+
+Invariants, on any number of replicas sharing one PostgreSQL:
+- A slot is handed out by the transaction holding its variant's row (FOR NO KEY UPDATE SKIP
+  LOCKED): the head's calibration slots, a candidate's verify slots. The holder counts the slots
+  under the lock; a request that finds the row held gives its worker other work instead of
+  waiting, so no candidate gets more verify leases at once than it needs, nor a head more
+  calibrations than the track asks for.
+- Each lease's result counts once: results lock the lease row (`get_owned_lease(for_update=True)`)
+  and a lease takes one result (services/results.py).
+- Expiry is one conditional UPDATE (`expire_overdue`): a lease expires once, whichever replica
+  runs it, and a lease that took its result first is never expired.
 """
 
 from __future__ import annotations
@@ -146,6 +157,16 @@ def _needs_calibration(session: Session, track: Track, worker: Worker) -> Varian
     active, done = _pending(session, variant_id=head.id, kind=LeaseKind.calibrate)
     if active + done >= track.calibration_runs:
         return None
+    # Two replicas must not both hand out the head's last calibration slot: the one that holds the
+    # head's row counts again under the lock; the other gives its worker other work this time.
+    locked = session.scalar(
+        select(Variant.id).where(Variant.id == head.id).with_for_update(skip_locked=True, key_share=True)
+    )
+    if locked is None:
+        return None
+    active, done = _pending(session, variant_id=head.id, kind=LeaseKind.calibrate)
+    if active + done >= track.calibration_runs:
+        return None
     per_account = max(1, math.ceil(track.calibration_runs / 2))
     if _account_count(session, variant_id=head.id, kind=LeaseKind.calibrate, account_id=worker.account_id) >= per_account:
         return None
@@ -229,8 +250,9 @@ def _candidate_for(session: Session, track: Track, worker: Worker, *, now: datet
         # Claims made against the current head first: a candidate whose parent has been replaced
         # is compared with a head it was never measured against, and its claim says little.
         .order_by(case((Variant.parent_id == track.head_variant_id, 0), else_=1), Variant.created_at, Variant.id)
-        # Two replicas must not both hand out the last verify slot of one candidate.
-        .with_for_update(skip_locked=True, of=Variant)
+        # Two replicas must not both hand out the last verify slot of one candidate. NO KEY UPDATE:
+        # leases and runs that only reference a candidate do not make it skipped.
+        .with_for_update(skip_locked=True, key_share=True, of=Variant)
     )
     audited = head_audited(session, track)
     open_slots = []

@@ -12,6 +12,15 @@ calibration, trust.
 - Trust moves only when a candidate is decided: the counted verifiers gain a valid result, a
   verifier set aside as an outlier and an author whose claim was refuted lose their streak and
   count an invalid result. QUARANTINE_AFTER_INVALID of those quarantine the worker.
+
+Invariants, on any number of replicas sharing one PostgreSQL:
+- A variant's results are applied one at a time: `record_calibration` and `record_verification`
+  lock the variant's row first (FOR NO KEY UPDATE: new leases and runs that merely reference it
+  are not held up) and read its runs after the lock, so the last of two results taken at once on
+  two replicas sees both, and a candidate is decided once it has its quorum, never stranded.
+- The head moves only by a compare-and-swap on the track row (`_swap_head`), so two promotions
+  decided at once cannot both win; the loser is verified again against the new head.
+- The noise history grows by increments in SQL (`_pool_noise`), so concurrent decisions all count.
 """
 
 from __future__ import annotations
@@ -81,6 +90,14 @@ def ok_runs(session: Session, variant: Variant, kind: LeaseKind) -> list[Run]:
     )
 
 
+def lock_for_decision(session: Session, variant: Variant) -> None:
+    """Hold the variant's row until the transaction ends and re-read it: whatever another replica
+    decided about it before the lock was granted is seen here. Within READ COMMITTED every query
+    after this one sees the runs committed before it."""
+    session.execute(select(Variant.id).where(Variant.id == variant.id).with_for_update(key_share=True))
+    session.refresh(variant)
+
+
 # --- calibration ------------------------------------------------------------------------------
 
 
@@ -89,6 +106,7 @@ def record_calibration(session: Session, track: Track, head: Variant) -> None:
     of which took part in its promotion), which replaces the verifiers' mean it was promoted with.
     A promoted head's calibration runs are paired with the head it replaced: when every one of
     them contradicts the verifiers (services/verdicts.audit_refutes), the promotion is revoked."""
+    lock_for_decision(session, head)
     runs = [run for run in ok_runs(session, head, LeaseKind.calibrate) if run.val_bpb is not None]
     if not runs:
         return
@@ -219,6 +237,7 @@ def _paired_runs(runs: Sequence[Run]) -> list[tuple[Run, PairedRun]]:
 
 def record_verification(session: Session, track: Track, candidate: Variant, run: Run, *, now: datetime) -> None:
     """Apply one verify run to a candidate: decide it once the sequential test can."""
+    lock_for_decision(session, candidate)
     if candidate.spot_check and candidate.status == VariantStatus.discarded.value:
         if run.lease.control_variant_id == candidate.parent_id:
             _record_spot_check(track, candidate, run)
