@@ -394,10 +394,13 @@ def ensure_live(lease: Lease, *, now: datetime) -> None:
 def heartbeat(session: Session, lease: Lease, *, now: datetime, slack_s: float) -> datetime:
     ensure_live(lease, now=now)
     track = get_track(session, lease.track_id)
-    new_deadline = now + lease_ttl(track, slack_s=slack_s, runs=2 if lease.control_variant_id is not None else 1)
-    # Coalesce writes: only move the deadline when it gains more than a heartbeat's worth.
-    if new_deadline - lease.deadline > timedelta(seconds=30):
-        lease.deadline = new_deadline
+    ttl = lease_ttl(track, slack_s=slack_s, runs=2 if lease.control_variant_id is not None else 1)
+    # Coalesced: the deadline is written only once less than half the lease's lifetime is left, so
+    # a worker heartbeating every few seconds costs PostgreSQL one write per half lifetime (minutes),
+    # and a lease still never expires while its heartbeats come. The deadline stays in the database
+    # (not in Redis), so expiry is right on every replica whatever happens to Redis.
+    if lease.deadline - now < ttl / 2:
+        lease.deadline = now + ttl
         session.flush()
     return lease.deadline
 

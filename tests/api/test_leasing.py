@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 import pytest
 from sqlalchemy import select
@@ -268,3 +269,20 @@ def test_on_a_two_account_network_the_verifier_calibrates_and_promotions_go_on(
     next_claim = alice.run(alice.lease(), 0.80, control_bpb=0.90)
     assert next_claim["variant_status"] == "candidate"
     assert bob.run(bob.lease(), 0.80, control_bpb=0.90)["variant_status"] == "verified"
+
+
+def test_heartbeats_write_the_deadline_once_per_half_lifetime_and_always_keep_half_a_lifetime_ahead(
+    coordinator: Coordinator, make_worker
+) -> None:
+    alice = make_worker("a1", "alice")
+    lease = alice.lease()
+    ttl = 10.0 + 2.0 + 60.0  # the track's budget and grace, and the coordinator's slack
+    deadlines = []
+    for _ in range(20):  # one every 10 s, for 200 s
+        coordinator.clock.advance(10)
+        response = alice.post(f"/v1/leases/{lease['id']}/heartbeat", {"phase": "training"})
+        deadline = datetime.fromisoformat(response.json()["deadline"])
+        assert (deadline - coordinator.clock()).total_seconds() >= ttl / 2
+        deadlines.append(deadline)
+    assert len(set(deadlines)) == 6  # the first, then written at 40, 80, 120, 160 and 200 s: 5 writes for 20 heartbeats
+    assert alice.run(lease, 1.0)["variant_status"] == "verified"
