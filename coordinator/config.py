@@ -25,8 +25,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".arn")
     # None means a SQLite file under data_dir; use postgresql+psycopg://... in production.
     database_url: str | None = None
-    # None means in-process stand-ins for rate limits, presence and events (one process only).
+    # None means in-process stand-ins for rate limits and events (one process only).
     redis_url: str | None = None
+    # Every key and channel in Redis starts with this, so that networks can share one Redis.
+    redis_prefix: str = Field(default="arn:", min_length=1, max_length=64)
     # base64 raw Ed25519 private key. Development generates one under data_dir.
     signing_key: SecretStr | None = None
 

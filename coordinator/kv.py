@@ -1,4 +1,4 @@
-"""The Redis roles behind small interfaces: rate limits, presence and event fan-out.
+"""The Redis roles behind small interfaces: rate limits and event fan-out.
 
 `RedisKV` is for production, where several coordinator replicas share one Redis. `LocalKV` is the
 embedded stand-in for a single process. Both give the same answers for the same calls.
@@ -27,12 +27,6 @@ class KeyValue(Protocol):
     def hit(self, key: str, *, limit: int, window_s: int) -> bool:
         """Count one hit on `key` in the current window; False once `limit` is exceeded."""
 
-    def touch(self, key: str, *, ttl_s: int) -> None:
-        """Record that `key` (a worker) was seen now; forgotten after ttl_s."""
-
-    def last_seen(self, key: str) -> float | None:
-        """Unix time `key` was last touched, or None if never or expired."""
-
     def publish(self, channel: str, event: dict[str, Any]) -> None: ...
 
     def listen(self, channel: str, *, timeout_s: float) -> AsyncIterator[dict[str, Any] | None]:
@@ -57,7 +51,6 @@ class LocalKV:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counters: dict[str, tuple[int, float]] = {}
-        self._seen: dict[str, tuple[float, float]] = {}
         self._subscribers: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
 
     def hit(self, key: str, *, limit: int, window_s: int) -> bool:
@@ -70,18 +63,6 @@ class LocalKV:
                 horizon = now - 2 * window_s
                 self._counters = {k: v for k, v in self._counters.items() if v[1] > horizon}
             return count + 1 <= limit
-
-    def touch(self, key: str, *, ttl_s: int) -> None:
-        now = time.time()
-        with self._lock:
-            self._seen[key] = (now, now + ttl_s)
-
-    def last_seen(self, key: str) -> float | None:
-        with self._lock:
-            entry = self._seen.get(key)
-        if entry is None or entry[1] < time.time():
-            return None
-        return entry[0]
 
     def publish(self, channel: str, event: dict[str, Any]) -> None:
         with self._lock:
@@ -117,8 +98,8 @@ class RedisKV:
     """The Redis roles for replicas that share one Redis.
 
     Redis is a helper, not a store of record: when it is unreachable, the coordinator keeps
-    leasing and accepting results. Rate limits let requests through (fail open), presence and
-    events are dropped, and event streams send keep-alives and subscribe again. The outage is
+    leasing and accepting results. Rate limits let requests through (fail open), events are
+    dropped, and event streams send keep-alives and subscribe again. The outage is
     logged once, and its end once; while it lasts, Redis is tried again every `retry_s`, so a
     request pays a failed call's timeout at most that often.
     """
@@ -163,13 +144,6 @@ class RedisKV:
 
         return self._call("rate limit", count, fallback=0) <= limit
 
-    def touch(self, key: str, *, ttl_s: int) -> None:
-        self._call("presence", lambda: self._redis.set(f"{self._prefix}seen:{key}", repr(time.time()), ex=ttl_s), None)
-
-    def last_seen(self, key: str) -> float | None:
-        value = self._call("presence", lambda: self._redis.get(f"{self._prefix}seen:{key}"), None)
-        return float(value) if value is not None else None
-
     def publish(self, channel: str, event: dict[str, Any]) -> None:
         self._call("events", lambda: self._redis.publish(f"{self._prefix}events:{channel}", json.dumps(event)), None)
 
@@ -199,5 +173,5 @@ class RedisKV:
             return False
 
 
-def make_kv(redis_url: str | None) -> KeyValue:
-    return RedisKV(redis_url) if redis_url else LocalKV()
+def make_kv(redis_url: str | None, *, prefix: str = "arn:") -> KeyValue:
+    return RedisKV(redis_url, prefix=prefix) if redis_url else LocalKV()

@@ -113,7 +113,7 @@ def create_app(
     state = AppState(
         settings=settings,
         session_factory=session_factory,
-        kv=kv if kv is not None else make_kv(settings.redis_url),
+        kv=kv if kv is not None else make_kv(settings.redis_url, prefix=settings.redis_prefix),
         signing_key=load_signing_key(settings),
         clock=clock,
         holdout_pools=HoldoutPools(settings.assets_dir),

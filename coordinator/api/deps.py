@@ -18,7 +18,7 @@ from coordinator.metrics import Metrics
 from coordinator.models import Worker
 from coordinator.services.holdout import HoldoutPools
 from coordinator.services.lineage_repo import LineageRepos
-from coordinator.services.workers import authenticate
+from coordinator.services.workers import authenticate, note_seen
 from shared.protocol import ErrorCode
 from shared.signing import SigningKey
 from shared.versions import InvalidVersion, is_older, worker_version_of
@@ -69,7 +69,7 @@ def get_current_worker(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Worker:
     worker = authenticate(session, credentials.credentials if credentials else None)
-    state.kv.touch(f"worker:{worker.id}", ttl_s=3600)
+    note_seen(worker, now=state.clock())
     return worker
 
 

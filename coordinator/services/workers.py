@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Executable, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -15,6 +15,10 @@ from coordinator.errors import DomainError
 from coordinator.models import Account, Worker
 from shared.protocol import ErrorCode, RegisterRequest
 from shared.signing import SignatureError, check_public_key, verify_signature
+
+# A worker's last_seen_at moves at most this often: it says when a machine was last active (on
+# the account pages) without a database write on every request.
+SEEN_RESOLUTION = timedelta(minutes=5)
 
 
 def token_hash(token: str) -> str:
@@ -107,3 +111,10 @@ def authenticate(session: Session, token: str | None) -> Worker:
     if worker is None:
         raise DomainError(ErrorCode.unauthorized, "unknown or revoked token; register again")
     return worker
+
+
+def note_seen(worker: Worker, *, now: datetime) -> None:
+    """Record that the worker made a request, once per SEEN_RESOLUTION; the write goes in with the
+    request's own transaction (a request that changes nothing leaves it for a later one)."""
+    if worker.last_seen_at is None or now - worker.last_seen_at >= SEEN_RESOLUTION:
+        worker.last_seen_at = now

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
 from coordinator.models import Account
+from coordinator.models import Worker as WorkerRow
+from coordinator.services.workers import SEEN_RESOLUTION
 from shared.protocol import HardwareInfo, RegistrationPayload
 from shared.signing import SigningKey
 from tests.api.conftest import Coordinator, Worker
@@ -94,3 +96,23 @@ def test_machines_registering_into_a_new_account_at_once_all_join_it(coordinator
     assert answers == [(201, "fleet")] * len(bodies)
     with coordinator.session() as session:
         assert session.scalars(select(Account).where(Account.name == "fleet")).one() is not None
+
+
+def test_a_workers_requests_move_its_last_seen_time_at_most_once_per_resolution(
+    coordinator: Coordinator, make_worker
+) -> None:
+    alice = make_worker("a1", "alice")
+
+    def last_seen() -> datetime | None:
+        with coordinator.session() as session:
+            return session.scalars(select(WorkerRow.last_seen_at).where(WorkerRow.id == alice.worker_id)).one()
+
+    started = coordinator.clock()
+    alice.lease()
+    assert last_seen() == started
+    coordinator.clock.advance(SEEN_RESOLUTION.total_seconds() - 1)  # type: ignore[attr-defined]
+    alice.lease()
+    assert last_seen() == started  # not written again so soon
+    coordinator.clock.advance(2)  # type: ignore[attr-defined]
+    alice.lease()
+    assert last_seen() == started + SEEN_RESOLUTION + timedelta(seconds=1)

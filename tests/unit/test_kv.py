@@ -27,12 +27,6 @@ def test_rate_limit_allows_up_to_the_limit_per_window(kv: KeyValue) -> None:
     assert kv.hit("worker:w2", limit=3, window_s=60) is True
 
 
-def test_presence_remembers_when_a_worker_was_last_seen(kv: KeyValue) -> None:
-    assert kv.last_seen("w1") is None
-    kv.touch("w1", ttl_s=60)
-    assert kv.last_seen("w1") is not None
-
-
 def test_published_events_reach_listeners(kv: KeyValue) -> None:
     async def scenario() -> list[dict | None]:
         stream = kv.listen("track-a", timeout_s=0.2)
@@ -87,9 +81,7 @@ def test_with_redis_down_limits_let_requests_through_and_nothing_raises(private_
     private_redis.stop()
 
     assert [kv.hit("worker:w1", limit=1, window_s=60) for _ in range(3)] == [True, True, True]  # fail open
-    kv.touch("w1", ttl_s=60)
     kv.publish("track-a", {"type": "result"})
-    assert kv.last_seen("w1") is None
     assert kv.ping() is False
 
 
@@ -102,8 +94,6 @@ def test_after_redis_comes_back_its_roles_resume(private_redis: RedisProcess) ->
     time.sleep(0.3)  # the outage's retry interval
 
     assert [kv.hit("worker:w1", limit=1, window_s=60) for _ in range(2)] == [True, False]
-    kv.touch("w1", ttl_s=60)
-    assert kv.last_seen("w1") is not None
 
 
 def test_an_event_stream_survives_a_redis_restart(private_redis: RedisProcess) -> None:
