@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,15 +10,22 @@ from tests.e2e.network import Network
 from tests.services import fresh_postgres_schema
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated, empty database: a SQLite file, or a private schema in the real PostgreSQL."""
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated once per test run, for tests to copy."""
     from coordinator.migrate import upgrade
 
+    path = tmp_path_factory.mktemp("migrated") / "coordinator.sqlite3"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, migrated_sqlite: Path) -> Iterator[str]:
+    """A migrated, empty database: a SQLite file, or a private schema in the real PostgreSQL."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'coordinator.sqlite3'}"
-        upgrade(url)
-        yield url
+        shutil.copyfile(migrated_sqlite, tmp_path / "coordinator.sqlite3")
+        yield f"sqlite:///{tmp_path / 'coordinator.sqlite3'}"
         return
     with fresh_postgres_schema() as url:
         yield url

@@ -7,6 +7,8 @@ need it are skipped with the reason, so a laptop without PostgreSQL still runs t
 from __future__ import annotations
 
 import contextlib
+import functools
+import io
 import os
 import subprocess
 import time
@@ -88,23 +90,36 @@ class RedisProcess:
             self._process.wait()
 
 
+@functools.cache
+def _migration_script() -> str:
+    """Every migration as one SQL script (Alembic's offline mode), rendered once per test run:
+    replaying it makes a migrated schema in one round trip. tests/api/test_migrations.py runs the
+    migrations themselves."""
+    from alembic import command
+
+    from coordinator.migrate import alembic_config
+
+    config = alembic_config(POSTGRES_URL)
+    config.output_buffer = io.StringIO()
+    command.upgrade(config, "head", sql=True)
+    return config.output_buffer.getvalue()
+
+
 @contextlib.contextmanager
 def fresh_postgres_schema() -> Iterator[str]:
     """A private, migrated schema in the real PostgreSQL, dropped afterwards: its URL."""
     import sqlalchemy
 
-    from coordinator.migrate import upgrade
-
     base = require_postgres()
     schema = f"arn_test_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(base)
+    admin = sqlalchemy.create_engine(base, poolclass=sqlalchemy.pool.NullPool)
     with admin.begin() as connection:
         connection.execute(sqlalchemy.text(f'create schema "{schema}"'))
+        connection.exec_driver_sql(f'set local search_path to "{schema}"')
+        connection.exec_driver_sql(_migration_script().replace("BEGIN;", "").replace("COMMIT;", ""))
     separator = "&" if "?" in base else "?"
-    url = f"{base}{separator}options=-csearch_path%3D{schema}"
     try:
-        upgrade(url)
-        yield url
+        yield f"{base}{separator}options=-csearch_path%3D{schema}"
     finally:
         with admin.begin() as connection:
             connection.execute(sqlalchemy.text(f'drop schema "{schema}" cascade'))
