@@ -58,9 +58,11 @@ def test_a_variant_that_memorised_the_public_val_shard_is_rejected_on_held_out_t
             return None
 
     detail = wait_for(claimed, timeout_s=300, what="alice's memorising variant to be claimed", interval_s=2)
-    head_val = network.get("/v1/tracks/cpu-tiny")["head_val_bpb"]
     assert detail["status"] == "candidate", detail
-    assert detail["claimed_val_bpb"] < head_val - 0.5  # a large claimed gain on the public shard
+    # A large claimed gain on the public shard: Alice's own paired measurement, the baseline's score
+    # minus the memoriser's (the head's calibration may still be pending on a busy machine).
+    [(claimed_gain,)] = network.query("select claimed_gain from variants where hash = ?", digest)
+    assert claimed_gain > 0.5
 
     network.start_worker("bob")
 
