@@ -79,6 +79,7 @@ class Tally:
     head_trace: list[tuple[int, int, float]] = field(default_factory=list)  # (time, runs, head true)
     time_to_target: int | None = None
     leases: int = 0
+    accepted: set[str] = field(default_factory=set)  # leases whose result the coordinator took (200)
     transport_errors: int = 0
 
     @property
@@ -87,9 +88,10 @@ class Tally:
 
 
 class Simulation:
-    def __init__(self, args: argparse.Namespace, url: str) -> None:
-        self.args, self.url = args, url
+    def __init__(self, args: argparse.Namespace, urls: list[str]) -> None:
+        self.args, self.urls = args, urls
         self.rng = random.Random(args.seed)
+        self.routing = random.Random(args.seed + 1)  # which replica answers: apart, so the network's draws stay the same
         baseline = (REPO_ROOT / "baseline" / "train.py").read_text()
         self.world = Landscape(
             kind=args.landscape, baseline=constants(baseline), sigma_seed=args.sigma_seed, gain=args.gain,
@@ -110,11 +112,12 @@ class Simulation:
     async def _call(self, client: httpx.AsyncClient, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One request, retried as a worker retries: after 429 or 503 as the coordinator asks, and
         after a timeout or a dropped connection (a result is idempotent; a lease asked for twice
-        leaves the first to expire)."""
+        leaves the first to expire). Each try goes to a replica drawn at random, as a load
+        balancer would send it."""
         for attempt in range(20):
             began = time.perf_counter()
             try:
-                response = await client.request(method, f"{self.url}{path}", **kwargs)
+                response = await client.request(method, f"{self.routing.choice(self.urls)}{path}", **kwargs)
             except httpx.TransportError:
                 self.tally.transport_errors += 1
                 await asyncio.sleep(min(30.0, 2.0**attempt))
@@ -198,6 +201,7 @@ class Simulation:
             signed = {"payload": body, "signature": state["key"].sign(signed_fields(payload))}
             response = await self._call(client, "POST", f"/v1/leases/{lease['id']}/result", json=signed, headers=headers)
             if response.status_code == 200:
+                self.tally.accepted.add(lease["id"])
                 actor.runs += 1
                 self._count(actor, lease, report)
         response = await self._call(client, "POST", "/v1/leases", json={"track_id": TRACK}, headers=headers)
@@ -452,9 +456,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--stop-at-target", action="store_true")
     add("--seed", type=int, default=1)
     add("--database", default="sqlite", help="sqlite, or a PostgreSQL URL (a fresh schema is made in it)")
-    add("--url", default=None, help="drive a running coordinator with a track 'sim' instead of starting one")
+    add("--url", action="append", default=[],
+        help="drive a running coordinator with a track 'sim' instead of starting one (repeat for replicas)")
     add("--coordinator-root", type=Path, default=REPO_ROOT, help="the checkout whose coordinator runs")
     add("--serve-workers", type=int, default=1, help="`coordinator serve --workers` (more than one needs Redis)")
+    add("--replicas", type=int, default=1, help="`coordinator serve` processes on one database (more than one needs Redis)")
+    add("--redis", default=None, help="a Redis URL for the coordinator's shared roles")
     add("--solo", action="store_true", help="one researcher alone, keeping whatever it measured better (no network)")
     add("--fast", action="store_true", help="a small network and few runs, for the test suite")
     add("--json", action="store_true")
@@ -502,15 +509,15 @@ async def _simulate(args: argparse.Namespace) -> dict[str, Any]:
         claim_margin=args.claim_margin, max_verifications=args.max_verifications,
     )
     if args.url:
-        sim = Simulation(args, args.url.rstrip("/"))
+        sim = Simulation(args, [url.rstrip("/") for url in args.url])
         await sim.run()
         return figures(sim)
     with (
         tempfile.TemporaryDirectory(prefix="arn-sim-") as workdir,
         serve(database=args.database, workdir=Path(workdir), policy=policy, root=args.coordinator_root,
-              serve_workers=args.serve_workers) as url,
+              serve_workers=args.serve_workers, replicas=args.replicas, redis_url=args.redis) as served,
     ):  # fmt: skip
-        sim = Simulation(args, url)
+        sim = Simulation(args, served.urls)
         started = time.monotonic()
         await sim.run()
         result = figures(sim)

@@ -101,17 +101,32 @@ with factory() as session:
     subprocess.run([sys.executable, "-c", script], check=True, cwd=root)
 
 
+@dataclass
+class Served:
+    """The coordinator processes serving one database: replicas, each on its own port."""
+
+    urls: list[str]
+    processes: list[subprocess.Popen[bytes]]
+    database_url: str
+
+    @property
+    def url(self) -> str:
+        return self.urls[0]
+
+
 @contextmanager
 def serve(
-    *, database: str, workdir: Path, policy: TrackPolicy, root: Path = REPO_ROOT, serve_workers: int = 1
-) -> Iterator[str]:
-    """A prepared coordinator serving on a free port; yields its URL. `database` is "sqlite" or a
-    PostgreSQL URL (a fresh schema is made in it and dropped afterwards). `root` is the checkout
-    whose coordinator runs, so an earlier version's policy can be measured from the same seeds."""
+    *, database: str, workdir: Path, policy: TrackPolicy, root: Path = REPO_ROOT, serve_workers: int = 1,
+    replicas: int = 1, redis_url: str | None = None,
+) -> Iterator[Served]:
+    """A prepared coordinator serving on free ports: `replicas` processes of `coordinator serve`,
+    one database and one data folder. `database` is "sqlite" or a PostgreSQL URL (a fresh schema is
+    made in it and dropped afterwards); several replicas, or `serve_workers` > 1, need PostgreSQL
+    and `redis_url` (the replicas' keys get a prefix of their own). `root` is the checkout whose
+    coordinator runs, so an earlier version's policy can be measured from the same seeds."""
     data_dir = workdir / f"coordinator-{uuid.uuid4().hex[:8]}"
     with _database(database, data_dir) as database_url:
         _prepare(database_url, data_dir, policy, root=root)
-        port = _free_port()
         env = {
             **os.environ,
             "ARN_DATA_DIR": str(data_dir),
@@ -122,22 +137,36 @@ def serve(
             "ARN_NEW_ACCOUNTS_PER_HOUR_PER_IP": "100000000",
             "PYTHONPATH": str(root),
         }
-        log = (data_dir / "serve.log").open("wb")
-        command = [sys.executable, "-c", "from coordinator.cli import app; app()", "serve", "--port", str(port),
-                   "--log-level", "warning", "--workers", str(serve_workers)]  # fmt: skip
-        process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
+        if redis_url:
+            env["ARN_REDIS_URL"] = redis_url
+            env["ARN_REDIS_PREFIX"] = f"arn-sim-{uuid.uuid4().hex[:8]}:"
+        served = Served(urls=[], processes=[], database_url=database_url)
+        logs = []
         try:
-            _wait_until_up(url, process, data_dir / "serve.log")
-            yield url
+            for replica in range(replicas):
+                port = _free_port()
+                log_path = data_dir / f"serve-{replica}.log"
+                logs.append(log_path.open("wb"))
+                command = [sys.executable, "-c", "from coordinator.cli import app; app()", "serve", "--port", str(port),
+                           "--log-level", "warning", "--workers", str(serve_workers)]  # fmt: skip
+                process = subprocess.Popen(command, cwd=root, env=env, stdout=logs[-1], stderr=subprocess.STDOUT)
+                served.processes.append(process)
+                served.urls.append(f"http://127.0.0.1:{port}")
+            for url, process, replica in zip(served.urls, served.processes, range(replicas), strict=True):
+                _wait_until_up(url, process, data_dir / f"serve-{replica}.log")
+            yield served
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            log.close()
+            for process in served.processes:
+                if process.poll() is None:
+                    process.terminate()
+            for process in served.processes:
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            for log in logs:
+                log.close()
 
 
 @contextmanager

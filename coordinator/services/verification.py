@@ -47,7 +47,7 @@ from coordinator.services.leases import (
     is_trusted,
     verify_runs_against,
 )
-from coordinator.services.verdicts import Decision, PairedRun, Rules
+from coordinator.services.verdicts import Decision, PairedRun, Rules, Verdict
 from shared.protocol import ErrorCode, LeaseKind, RunStatus, VariantStatus
 
 log = logging.getLogger(__name__)
@@ -235,6 +235,19 @@ def _paired_runs(runs: Sequence[Run]) -> list[tuple[Run, PairedRun]]:
     return paired
 
 
+def current_verdict(session: Session, track: Track, candidate: Variant) -> tuple[list[tuple[Run, PairedRun]], Verdict]:
+    """What the candidate's verify runs against the current head decide now, and those runs."""
+    paired = _paired_runs(verify_runs_against(session, candidate.id, track.head_variant_id))
+    rules = Rules(
+        noise_sigma=track_sigma(track),
+        quorum=track.quorum,
+        max_runs=track.max_verifications,
+        tolerance=track.tolerance,
+        need_trusted=_track_has_trusted_verifier(session, track, candidate.author),
+    )
+    return paired, verdicts.judge([p for _run, p in paired], claimed_gain=candidate.claimed_gain, rules=rules)
+
+
 def record_verification(session: Session, track: Track, candidate: Variant, run: Run, *, now: datetime) -> None:
     """Apply one verify run to a candidate: decide it once the sequential test can."""
     lock_for_decision(session, candidate)
@@ -262,16 +275,7 @@ def record_verification(session: Session, track: Track, candidate: Variant, run:
     if run.lease.control_variant_id != track.head_variant_id:
         session.flush()  # paired with a head that has since been replaced: it measured another question
         return
-    paired = _paired_runs(verify_runs_against(session, candidate.id, track.head_variant_id))
-    sigma = track_sigma(track)
-    rules = Rules(
-        noise_sigma=sigma,
-        quorum=track.quorum,
-        max_runs=track.max_verifications,
-        tolerance=track.tolerance,
-        need_trusted=_track_has_trusted_verifier(session, track, author),
-    )
-    verdict = verdicts.judge([p for _run, p in paired], claimed_gain=candidate.claimed_gain, rules=rules)
+    paired, verdict = current_verdict(session, track, candidate)
     if verdict.decision is Decision.wait:
         candidate.reason = verdict.reason
         session.flush()
