@@ -34,6 +34,9 @@ class Settings(BaseSettings):
 
     # Built-in track.
     create_builtin_tracks: bool = True
+    # A folder where the built-in track's data is kept once built, so that coordinators starting on
+    # fresh data folders on this machine copy it instead of building it (coordinator/trackdata/cache.py).
+    trackdata_cache_dir: Path | None = None
     cpu_tiny_budget_s: float = 60.0
     cpu_tiny_quorum: int = 2
     cpu_tiny_calibration_runs: int = 2

@@ -74,7 +74,10 @@ def bootstrap(settings: Settings, session_factory: sessionmaker[Session], signin
         noise_sigma=settings.cpu_tiny_noise_sigma,
     )
     with session_factory() as session:
-        ensure_cpu_tiny(session, assets_dir=settings.assets_dir, key=signing_key, params=params)
+        ensure_cpu_tiny(
+            session, assets_dir=settings.assets_dir, key=signing_key, params=params,
+            cache_dir=settings.trackdata_cache_dir,
+        )  # fmt: skip
         session.commit()
 
 

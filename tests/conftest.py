@@ -10,6 +10,17 @@ from tests.e2e.network import Network
 from tests.services import fresh_postgres_schema
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Coordinators started by the tests (in process or as `coordinator serve`) build the built-in
+    track's data once per run and copy it after (coordinator/trackdata/cache.py)."""
+    import os
+    import tempfile
+
+    cache = tempfile.mkdtemp(prefix="arn-trackdata-")
+    os.environ["ARN_TRACKDATA_CACHE_DIR"] = cache
+    config.add_cleanup(lambda: shutil.rmtree(cache, ignore_errors=True))
+
+
 @pytest.fixture(scope="session")
 def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite database migrated once per test run, for tests to copy."""

@@ -198,7 +198,9 @@ def cpu_tiny_params(
     )
 
 
-def ensure_cpu_tiny(session: Session, *, assets_dir: Path, key: SigningKey, params: TrackParams) -> Track:
+def ensure_cpu_tiny(
+    session: Session, *, assets_dir: Path, key: SigningKey, params: TrackParams, cache_dir: Path | None = None
+) -> Track:
     """Create the built-in track on first start. Idempotent: an existing track is left as it is."""
     existing = session.get(Track, CPU_TINY)
     if existing is not None:
@@ -211,9 +213,9 @@ def ensure_cpu_tiny(session: Session, *, assets_dir: Path, key: SigningKey, para
                 params.time_budget_s,
             )
         return existing
-    from coordinator.trackdata import build_cpu_tiny
+    from coordinator.trackdata.cache import cached_cpu_tiny
 
-    built = build_cpu_tiny(assets_dir, vocab_size=params.vocab_size)
+    built = cached_cpu_tiny(assets_dir, vocab_size=params.vocab_size, cache_dir=cache_dir)
     log.info(
         "built track %s: %d train shards, %d val tokens, a held-out pool of %d tokens",
         CPU_TINY, len(built.train), built.val_tokens, built.holdout_tokens,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from pathlib import Path
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from coordinator.trackdata import EOT, EOT_ID, BuiltAssets, asset_path, build_cpu_tiny, load_tokenizer
+from coordinator.trackdata.cache import cached_cpu_tiny
 from coordinator.trackdata.corpus import python_docs_corpus
 from shared.data_format import read_token_bytes, read_tokens
 from shared.hashing import sha256_file
@@ -161,3 +163,28 @@ def test_rebuilding_cpu_tiny_in_place_rewrites_no_file(built: tuple[Path, BuiltA
     assert again.hashes() == assets.hashes()
     assert after == before
     assert not [name for name in after if not re.fullmatch(r"[0-9a-f]{64}", name)]
+
+
+def test_the_cache_builds_once_copies_after_and_rebuilds_a_damaged_entry(
+    built: tuple[Path, BuiltAssets], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _first_dir, first = built
+    cache = tmp_path / "cache"
+    stored = cached_cpu_tiny(tmp_path / "a", vocab_size=VOCAB, cache_dir=cache)
+    assert stored == first
+    [entry] = cache.iterdir()
+
+    with caplog.at_level(logging.INFO, logger="coordinator.trackdata.cache"):
+        copied = cached_cpu_tiny(tmp_path / "b", vocab_size=VOCAB, cache_dir=cache)
+    assert copied == first and "comes from the cache" in caplog.text
+    for sha in first.hashes():
+        assert asset_path(tmp_path / "b", sha).read_bytes() == asset_path(tmp_path / "a", sha).read_bytes()
+
+    damaged = asset_path(entry, first.val)
+    damaged.write_bytes(damaged.read_bytes()[:-1] + b"\0")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="coordinator.trackdata.cache"):
+        rebuilt = cached_cpu_tiny(tmp_path / "c", vocab_size=VOCAB, cache_dir=cache)
+    assert rebuilt == first and "damaged" in caplog.text
+    assert sha256_file(asset_path(tmp_path / "c", first.val)) == first.val
+    assert sha256_file(asset_path(entry, first.val)) == first.val  # the entry was built again
