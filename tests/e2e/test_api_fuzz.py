@@ -62,7 +62,7 @@ def test_no_request_gets_a_5xx_or_an_answer_the_schema_does_not_promise(network:
             "--max-examples", str(EXAMPLES), "--seed", str(SEED),
             "--generation-database", "none", "--request-timeout", "30",
         ],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, cwd=network.root,  # its .schemathesis/ cache stays there
     )  # fmt: skip
 
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
