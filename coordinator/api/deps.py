@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -18,10 +18,13 @@ from coordinator.metrics import Metrics
 from coordinator.models import Worker
 from coordinator.services.holdout import HoldoutPools
 from coordinator.services.lineage_repo import LineageRepos
+from coordinator.services.reaper import SweepGate
 from coordinator.services.workers import authenticate, note_seen
 from shared.protocol import ErrorCode
 from shared.signing import SigningKey
 from shared.versions import InvalidVersion, is_older, worker_version_of
+
+LEASE_SWEEP_S = 5.0
 
 
 @dataclass
@@ -33,6 +36,8 @@ class AppState:
     clock: Callable[[], datetime]
     holdout_pools: HoldoutPools
     metrics: Metrics
+    # The lease path's expiry sweep, at most once per interval per process (services/reaper.py).
+    lease_sweep: SweepGate = field(default_factory=lambda: SweepGate(timedelta(seconds=LEASE_SWEEP_S)))
 
 
 def get_state(request: Request) -> AppState:

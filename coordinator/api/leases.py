@@ -65,7 +65,9 @@ def _lease_out(lease: LeaseRow, track: Track, *, heartbeat_interval_s: float) ->
 )
 def request_lease(body: LeaseRequest, worker: WriterWorker, session: SessionDep, state: StateDep, now: NowDep) -> LeaseResponse:
     settings = state.settings
-    expired = lease_service.expire_overdue(session, now=now)  # their work is owed again
+    # Overdue leases' work is owed again: swept here too (the reaper's interval is longer), but not
+    # on every request.
+    expired = lease_service.expire_overdue(session, now=now) if state.lease_sweep.due(now) else {}
     lease = lease_service.assign_lease(
         session, worker, track_id=body.track_id, now=now, slack_s=settings.lease_slack_s
     )

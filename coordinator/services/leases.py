@@ -321,7 +321,7 @@ def assign_lease(
     with the head it replaced (an audit of its promotion). An explore lease is paired with its
     parent when this worker has no fresh measurement of it; otherwise it reuses that
     measurement's seed. Leases past their deadline still count as pending here until
-    `expire_overdue` marks them; callers run it first.
+    `expire_overdue` marks them (the reaper, and the lease path every few seconds).
     """
     if worker.quarantined:
         raise DomainError(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -61,3 +61,21 @@ class Reaper:
                 self._on_expired(reap(self._session_factory, now=self._clock()))
             except Exception:  # a passing database error must not kill the reaper
                 log.exception("lease reaper pass failed; retrying next interval")
+
+
+class SweepGate:
+    """Lets one sweep through per `every` of the app's clock, for a path that would otherwise run
+    one on every request (the lease path's expiry: cheap on its own, but a write on the hottest
+    path). A lease past its deadline waits at most that much longer to be handed out again."""
+
+    def __init__(self, every: timedelta) -> None:
+        self._every = every
+        self._last: datetime | None = None
+        self._lock = threading.Lock()
+
+    def due(self, now: datetime) -> bool:
+        with self._lock:
+            if self._last is not None and timedelta(0) <= now - self._last < self._every:
+                return False
+            self._last = now
+            return True
