@@ -61,6 +61,7 @@ class Chart:
     head: Point | None
     head_label: Label | None
     kept: int
+    total: int  # finished experiments on the track; the chart may show only the newest
 
 
 def _nice_step(span: float, count: int) -> float:
@@ -94,7 +95,9 @@ def _shorten(text: str | None) -> str:
     return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
 
 
-def progress_chart(experiments: list[Experiment], *, line: list[Variant], head: Variant | None) -> Chart | None:
+def progress_chart(
+    experiments: list[Experiment], *, line: list[Variant], head: Variant | None, total: int | None = None
+) -> Chart | None:
     if not any(e.val_bpb is not None and e.outcome is not Outcome.crash for e in experiments):
         return None
     left, top, right, bottom = LEFT, TOP, WIDTH - RIGHT, HEIGHT - BOTTOM
@@ -162,4 +165,5 @@ def progress_chart(experiments: list[Experiment], *, line: list[Variant], head: 
         head=head_point,
         head_label=head_label,
         kept=sum(1 for e in experiments if e.outcome is Outcome.keep and e.variant.parent_id is not None),
+        total=max(total or 0, len(experiments)),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, defer
 
 from coordinator.models import Run, Track, Variant
@@ -66,23 +66,37 @@ def _peak_memory(session: Session, variant_ids: list[int]) -> dict[int, int]:
     return peaks
 
 
-def finished_experiments(session: Session, track: Track) -> list[Experiment]:
-    finished = [status.value for status in FINISHED]
+def _finished(track: Track) -> list[ColumnElement[bool]]:
+    return [
+        Variant.track_id == track.id,
+        Variant.status.in_([status.value for status in FINISHED]),
+        or_(Variant.parent_id.is_not(None), Variant.val_bpb.is_not(None)),
+    ]
+
+
+def finished_experiments(
+    session: Session, track: Track, *, latest: int | None = None, with_memory: bool = True
+) -> list[Experiment]:
+    """The track's finished experiments, the baseline first, then in the order they were made.
+    `latest` keeps only the newest that many (and the baseline); `with_memory` reads each one's
+    peak memory from its runs."""
+    query = select(Variant).where(*_finished(track))
+    if latest is not None:
+        newest = select(Variant.id).where(*_finished(track)).order_by(Variant.id.desc()).limit(latest)
+        query = query.where(or_(Variant.id.in_(newest.scalar_subquery()), Variant.parent_id.is_(None)))
     variants = list(
         session.scalars(
-            select(Variant)
-            .where(
-                Variant.track_id == track.id,
-                Variant.status.in_(finished),
-                or_(Variant.parent_id.is_not(None), Variant.val_bpb.is_not(None)),
-            )
-            .order_by(Variant.parent_id.is_not(None), Variant.id)  # the baseline root first
+            query.order_by(Variant.parent_id.is_not(None), Variant.id)  # the baseline root first
             # Every experiment of the track, on each live refresh: not their sources (kilobytes each).
             .options(defer(Variant.source))
         )
     )
-    peaks = _peak_memory(session, [v.id for v in variants])
+    peaks = _peak_memory(session, [v.id for v in variants]) if with_memory else {}
     return [
         Experiment(variant=v, outcome=outcome(v), val_bpb=measured_bpb(v), peak_memory_bytes=peaks.get(v.id))
         for v in variants
     ]
+
+
+def count_finished(session: Session, track: Track) -> int:
+    return int(session.scalar(select(func.count()).select_from(Variant).where(*_finished(track))) or 0)

@@ -12,7 +12,7 @@ from coordinator.models import Run, Track, Variant
 from coordinator.services import views
 from coordinator.services.chart import Chart, progress_chart
 from coordinator.services.diffs import DiffLine, unified_diff
-from coordinator.services.experiments import finished_experiments
+from coordinator.services.experiments import count_finished, finished_experiments
 from coordinator.services.exports import verified_line
 from coordinator.services.overview import TrackOverview, track_overview
 from coordinator.services.variants import lineage
@@ -20,6 +20,7 @@ from shared.hashing import short_hash
 from shared.protocol import Leaderboard, ResearchLog, TrackDetail, VariantStatus
 
 LOG_LENGTH = 30
+CHART_EXPERIMENTS = 2000
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,19 @@ class TrackPage:
     log: ResearchLog
 
 
+def _chart(session: Session, track: Track) -> Chart | None:
+    """The progress chart of the newest CHART_EXPERIMENTS experiments (a page of a track with a
+    hundred thousand would be megabytes, and slow to build on every live refresh)."""
+    experiments = finished_experiments(session, track, latest=CHART_EXPERIMENTS, with_memory=False)
+    total = count_finished(session, track) if len(experiments) > CHART_EXPERIMENTS else len(experiments)
+    return progress_chart(experiments, line=verified_line(session, track), head=track.head, total=total)
+
+
 def track_page(session: Session, track: Track, *, now: datetime) -> TrackPage:
     return TrackPage(
         track=views.track_detail(session, track),
         overview=track_overview(session, track, now=now),
-        chart=progress_chart(finished_experiments(session, track), line=verified_line(session, track), head=track.head),
+        chart=_chart(session, track),
         board=views.leaderboard(session, track),
         candidates=views.research_log(session, track, status=VariantStatus.candidate, limit=100),
         log=views.research_log(session, track, limit=LOG_LENGTH),

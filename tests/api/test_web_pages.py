@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from coordinator.services import pages
 from tests.api.conftest import TRACK, Coordinator, calibrate
 
 
@@ -45,3 +46,18 @@ def test_a_track_still_calibrating_says_so_instead_of_drawing_an_empty_chart(coo
     calibrate(coordinator, [1.0, 1.0])
     page = coordinator.client.get(f"/tracks/{TRACK}").text
     assert page.count("data-point ") == 1 and "baseline 1.0000" in page
+
+
+def test_the_chart_of_a_long_track_shows_its_newest_experiments_and_says_how_many_there_are(
+    coordinator: Coordinator, make_worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pages, "CHART_EXPERIMENTS", 2)
+    alice = make_worker("a1", "alice")
+    calibrate(coordinator, [1.0, 1.0])
+    for value in (1.1, 1.2, 1.3, 1.4):
+        alice.run(alice.lease(), value, hypothesis=f"worse {value}")
+    page = coordinator.client.get(f"/tracks/{TRACK}").text
+    assert 'aria-label="val_bpb of 3 finished experiments' in page  # the two newest and the baseline
+    assert "3 of the 5 finished experiments (the newest, and the baseline)" in page
+    assert "worse 1.4" in page.split("<figure")[1].split("</figure>")[0]
+    assert "worse 1.1" not in page.split("<figure")[1].split("</figure>")[0]
