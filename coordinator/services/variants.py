@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import literal, select
 from sqlalchemy.orm import Session
 
 from coordinator.errors import DomainError
@@ -92,12 +92,14 @@ def create_variant(
 
 def lineage(session: Session, variant: Variant, *, limit: int | None = 200) -> list[Variant]:
     """This variant and its ancestors, newest first: the nearest `limit` of them (all with None)."""
-    chain = [variant]
-    current = variant
-    while current.parent_id is not None and (limit is None or len(chain) < limit):
-        parent = session.get(Variant, current.parent_id)
-        if parent is None:
-            break
-        chain.append(parent)
-        current = parent
-    return chain
+    # One recursive query walks the parents, however long the line.
+    walk = select(Variant.id, Variant.parent_id, literal(0).label("depth")).where(Variant.id == variant.id).cte(
+        "walk", recursive=True
+    )
+    step = select(Variant.id, Variant.parent_id, (walk.c.depth + 1).label("depth")).where(Variant.id == walk.c.parent_id)
+    if limit is not None:
+        step = step.where(walk.c.depth + 1 < limit)
+    walk = walk.union_all(step)
+    ids = list(session.scalars(select(walk.c.id).order_by(walk.c.depth)))
+    found = {v.id: v for v in session.scalars(select(Variant).where(Variant.id.in_(ids)))}
+    return [found[i] for i in ids]

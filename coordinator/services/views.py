@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from coordinator.models import Run, Track, Variant
@@ -67,17 +67,27 @@ def _author(variant: Variant) -> str | None:
 
 
 def leaderboard(session: Session, track: Track, *, limit: int = 100) -> Leaderboard:
-    verified = session.scalars(
-        select(Variant)
-        .where(Variant.track_id == track.id, Variant.status == VariantStatus.verified.value, Variant.val_bpb.is_not(None))
-        .order_by(Variant.val_bpb, Variant.id)
-        .limit(limit)
+    verified = list(
+        session.scalars(
+            select(Variant)
+            .where(Variant.track_id == track.id, Variant.status == VariantStatus.verified.value, Variant.val_bpb.is_not(None))
+            .order_by(Variant.val_bpb, Variant.id)
+            .limit(limit)
+        )
     )
+    # Verify and calibration runs of every entry, in one query.
+    runs = {
+        variant_id: count
+        for variant_id, count in session.execute(
+            select(Run.variant_id, func.count())
+            .where(Run.variant_id.in_([v.id for v in verified]), Run.kind != LeaseKind.explore.value)
+            .group_by(Run.variant_id)
+        )
+    }
     baseline_val = track.baseline.val_bpb if track.baseline else None
     entries = []
     for rank, variant in enumerate(verified, start=1):
         assert variant.val_bpb is not None
-        runs = session.scalars(select(Run.id).where(Run.variant_id == variant.id, Run.kind != LeaseKind.explore.value))
         entries.append(
             LeaderboardEntry(
                 rank=rank,
@@ -88,7 +98,7 @@ def leaderboard(session: Session, track: Track, *, limit: int = 100) -> Leaderbo
                 author=_author(variant),
                 hypothesis=variant.hypothesis,
                 verified_at=variant.verified_at,
-                runs=len(list(runs)),
+                runs=runs.get(variant.id, 0),
                 origin=VariantOrigin(variant.origin),
             )
         )
