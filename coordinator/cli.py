@@ -39,10 +39,14 @@ def _settings() -> Settings:
 
 
 @app.command()
-def migrate() -> None:
+def migrate(
+    tracks: Annotated[
+        bool, typer.Option("--tracks/--no-tracks", help="Also create the built-in tracks, once, before replicas start.")
+    ] = False,
+) -> None:
     """Bring the database schema up to date (idempotent).
 
-    Example: ARN_DATABASE_URL=postgresql+psycopg://arn@db/arn coordinator migrate
+    Example: ARN_DATABASE_URL=postgresql+psycopg://arn@db/arn coordinator migrate --tracks
     """
     from coordinator.migrate import upgrade
 
@@ -50,6 +54,11 @@ def migrate() -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.resolved_database_url)
     console.print("database is at the latest schema")
+    if tracks:
+        from coordinator.main import prepare
+
+        prepare(settings)  # replicas started after this find the tracks and never race to create them
+        console.print("built-in tracks are ready")
 
 
 @app.command()

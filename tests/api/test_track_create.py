@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import subprocess
@@ -131,3 +132,14 @@ def test_track_create_refuses_a_file_whose_hash_does_not_match(tmp_path: Path, m
     assert "Traceback" not in result.stderr
     listed = _cli(data_dir, "track", "list", "--json")
     assert listed.returncode == 0 and '"bad"' not in listed.stdout
+
+
+def test_migrate_with_tracks_creates_the_built_in_track_once_and_again_changes_nothing(tmp_path: Path) -> None:
+    data_dir = tmp_path / "coordinator"
+    assert _cli(data_dir, "migrate").returncode == 0
+    assert '"cpu-tiny"' not in _cli(data_dir, "track", "list", "--json").stdout  # the schema alone
+    for _ in range(2):  # idempotent: what replicas started afterwards rely on
+        done = _cli(data_dir, "migrate", "--tracks")
+        assert done.returncode == 0 and "built-in tracks are ready" in done.stdout, done.stderr
+    listed = json.loads(_cli(data_dir, "track", "list", "--json").stdout)
+    assert [track["id"] for track in listed] == ["cpu-tiny"]

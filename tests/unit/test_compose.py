@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -21,13 +22,13 @@ def compose() -> dict:
 
 def test_compose_has_the_services_of_the_design(compose: dict) -> None:
     assert set(compose["services"]) == {
-        "postgres", "redis", "migrate", "coordinator", "worker", "prometheus", "grafana"
+        "postgres", "redis", "migrate", "coordinator", "proxy", "worker", "prometheus", "grafana"
     }  # fmt: skip
 
 
 def test_the_coordinator_serves_only_after_migrations_and_healthy_stores(compose: dict) -> None:
     services = compose["services"]
-    assert services["migrate"]["command"] == ["coordinator", "migrate"]
+    assert services["migrate"]["command"] == ["coordinator", "migrate", "--tracks"]  # tracks made once, not raced
     assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     coordinator = services["coordinator"]
     assert "--no-migrate" in coordinator["command"]
@@ -35,11 +36,12 @@ def test_the_coordinator_serves_only_after_migrations_and_healthy_stores(compose
         "migrate": {"condition": "service_completed_successfully"},
         "redis": {"condition": "service_healthy"},
     }
-    assert services["worker"]["depends_on"] == {"coordinator": {"condition": "service_healthy"}}
+    assert services["proxy"]["depends_on"] == {"coordinator": {"condition": "service_healthy"}}
+    assert services["worker"]["depends_on"] == {"proxy": {"condition": "service_healthy"}}
 
 
 def test_every_long_running_service_has_a_healthcheck(compose: dict) -> None:
-    for name in ("postgres", "redis", "coordinator", "worker", "prometheus", "grafana"):
+    for name in ("postgres", "redis", "coordinator", "proxy", "worker", "prometheus", "grafana"):
         assert compose["services"][name]["healthcheck"]["test"], name
     assert compose["services"]["coordinator"]["healthcheck"]["test"][-1].endswith("/v1/info")
 
@@ -109,7 +111,8 @@ def test_monitoring_is_opt_in_and_scrapes_the_coordinators_metrics(compose: dict
     assert "./monitoring/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in services["prometheus"]["volumes"]
     job = yaml.safe_load((ROOT / "monitoring/prometheus.yml").read_text())["scrape_configs"][0]
     assert job["metrics_path"] == "/metrics"
-    assert job["static_configs"][0]["targets"] == ["coordinator:8000"]
+    # Every replica, as Docker's DNS names them, not whichever one a single address reaches.
+    assert job["dns_sd_configs"] == [{"names": ["coordinator"], "type": "A", "port": 8000, "refresh_interval": "30s"}]
     for volume in services["grafana"]["volumes"]:
         assert (ROOT / volume.split(":")[0]).is_dir(), volume
 
@@ -123,3 +126,22 @@ def test_the_dashboard_charts_every_metric_the_coordinator_exports() -> None:
     assert {name for name in EXPORTED if name.split("_total")[0] in expressions} == set(EXPORTED)
     uids = {panel["datasource"]["uid"] for panel in dashboard["panels"]}
     assert uids == {datasource["datasources"][0]["uid"]}
+
+
+def test_replicas_scale_out_behind_a_proxy_that_streams_events_unbuffered(compose: dict) -> None:
+    services = compose["services"]
+    coordinator, proxy = services["coordinator"], services["proxy"]
+    assert "ports" not in coordinator  # replicas share no host port: the proxy is the one address
+    assert coordinator["deploy"]["replicas"] == "${COORDINATOR_REPLICAS:-2}"
+    assert proxy["ports"] == ["8000:8000"]
+    assert "./proxy/nginx.conf:/etc/nginx/nginx.conf:ro" in proxy["volumes"]
+    assert services["worker"]["command"][2] == "http://proxy:8000"
+
+    conf = (ROOT / "proxy/nginx.conf").read_text()
+    assert re.search(r"upstream coordinators \{[^}]*server coordinator:8000 resolve;", conf)
+    assert "resolver 127.0.0.11" in conf  # Docker's DNS, asked again as replicas come and go
+    events, _, rest = conf.partition("location ~ ^/v1/tracks/[^/]+/events$ {")[2].partition("}")
+    assert "proxy_buffering off;" in events and "proxy_pass http://coordinators;" in events
+    assert re.fullmatch(r"/v1/tracks/[^/]+/events", "/v1/tracks/cpu-tiny/events")
+    assert "proxy_pass http://coordinators;" in rest.partition("location / {")[2]
+    assert conf.count("{") == conf.count("}")
