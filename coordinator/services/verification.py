@@ -94,6 +94,7 @@ def lock_for_decision(session: Session, variant: Variant) -> None:
     """Hold the variant's row until the transaction ends and re-read it: whatever another replica
     decided about it before the lock was granted is seen here. Within READ COMMITTED every query
     after this one sees the runs committed before it."""
+    session.flush()  # what this transaction changed is written first, so the refresh keeps it
     session.execute(select(Variant.id).where(Variant.id == variant.id).with_for_update(key_share=True))
     session.refresh(variant)
 
