@@ -37,7 +37,6 @@ import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,18 +45,9 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere
 
-from bench.simnet.actors import Actor  # noqa: E402
+from bench.simnet.actors import Actor, registration, signed_run  # noqa: E402
 from bench.simnet.coordinator import HARDWARE_CLASS, TRACK, TrackPolicy, serve  # noqa: E402
 from bench.simnet.landscape import Landscape, Machine, Noise, constants  # noqa: E402
-from shared.hashing import variant_hash  # noqa: E402
-from shared.protocol import (  # noqa: E402
-    HardwareInfo,
-    RegistrationPayload,
-    RunMetrics,
-    RunPayload,
-    RunStatus,
-    signed_fields,
-)
 from shared.signing import SigningKey  # noqa: E402
 from worker.agents.offline import OfflineAgent  # noqa: E402
 
@@ -115,18 +105,14 @@ class Load:
 
     async def register(self, client: httpx.AsyncClient, index: int) -> dict[str, Any]:
         key = SigningKey.generate()
-        payload = RegistrationPayload(
-            public_key=key.public_key, name=f"load-{index}", account=f"volunteer-{index}",
-            hardware=HardwareInfo(hardware_class=HARDWARE_CLASS), issued_at=datetime.now(UTC),
-        ).model_dump(mode="json")  # fmt: skip
+        body = registration(key, name=f"load-{index}", account=f"volunteer-{index}", hardware_class=HARDWARE_CLASS)
         for _ in range(30):
-            response = await self.request(client, "register", "POST", "/v1/workers",
-                                          json={"payload": payload, "signature": key.sign(payload)})  # fmt: skip
+            response = await self.request(client, "register", "POST", "/v1/workers", json=body)
             if response is not None and response.status_code == 201:
-                body = response.json()
+                answer = response.json()
                 machine = Machine(offset=self.rng.gauss(0.0, self.noise.sigma_machine), rng=random.Random(index))
                 actor = Actor(index, "honest", f"volunteer-{index}", machine, random.Random(index))
-                return {"key": key, "token": body["token"], "worker_id": body["worker_id"], "actor": actor}
+                return {"key": key, "token": answer["token"], "worker_id": answer["worker_id"], "actor": actor}
             await self._pause(response, 1.0)
         raise RuntimeError("could not register a worker")
 
@@ -173,18 +159,7 @@ class Load:
 
     async def report(self, client: httpx.AsyncClient, state: dict[str, Any], lease: dict[str, Any], report: Any,
                      headers: dict[str, str]) -> None:  # fmt: skip
-        explore = lease["kind"] == "explore"
-        control = RunMetrics(val_bpb=report.control, steps=100, tokens=12800, train_seconds=60.0) if report.control is not None else None
-        payload = RunPayload(
-            lease_id=lease["id"], worker_id=state["worker_id"], track_id=lease["track_id"], kind=lease["kind"],
-            variant_hash=variant_hash(report.source) if explore and report.source else lease["variant"]["hash"],
-            parent_hash=lease["variant"]["hash"] if explore else None,
-            source=report.source if explore else None, hypothesis=report.hypothesis if explore else None,
-            seed=lease["seed"], status=RunStatus.ok,
-            metrics=RunMetrics(val_bpb=report.val_bpb, steps=100, tokens=12800, train_seconds=60.0),
-            control=control, env={"simulated": True}, finished_at=datetime.now(UTC),
-        )  # fmt: skip
-        body = {"payload": payload.model_dump(mode="json", exclude_unset=True), "signature": state["key"].sign(signed_fields(payload))}
+        body = signed_run(state["key"], state["worker_id"], lease, report)
         for _ in range(10):  # a result is idempotent: resent until taken, as the worker's outbox does
             response = await self.request(client, "result", "POST", f"/v1/leases/{lease['id']}/result", json=body, headers=headers)
             if response is not None and response.status_code == 200:

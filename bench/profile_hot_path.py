@@ -19,7 +19,6 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +30,11 @@ from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 
-from bench.simnet.actors import Actor  # noqa: E402
+from bench.simnet.actors import Actor, registration, signed_run  # noqa: E402
 from bench.simnet.coordinator import HARDWARE_CLASS, TRACK, TrackPolicy, _database, _prepare  # noqa: E402
 from bench.simnet.landscape import Landscape, Machine, Noise, constants  # noqa: E402
 from coordinator.config import Settings  # noqa: E402
 from coordinator.main import create_app  # noqa: E402
-from shared.hashing import variant_hash  # noqa: E402
-from shared.protocol import (  # noqa: E402
-    HardwareInfo,
-    RegistrationPayload,
-    RunMetrics,
-    RunPayload,
-    RunStatus,
-    signed_fields,
-)
 from shared.signing import SigningKey  # noqa: E402
 from worker.agents.offline import OfflineAgent  # noqa: E402
 
@@ -90,11 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                 workers = []
                 for index in range(args.workers):
                     key = SigningKey.generate()
-                    payload = RegistrationPayload(
-                        public_key=key.public_key, name=f"p-{index}", account=f"volunteer-{index}",
-                        hardware=HardwareInfo(hardware_class=HARDWARE_CLASS), issued_at=datetime.now(UTC),
-                    ).model_dump(mode="json")  # fmt: skip
-                    body = client.post("/v1/workers", json={"payload": payload, "signature": key.sign(payload)}).json()
+                    registered = registration(key, name=f"p-{index}", account=f"volunteer-{index}", hardware_class=HARDWARE_CLASS)
+                    body = client.post("/v1/workers", json=registered).json()
                     actor = Actor(index, "honest", f"volunteer-{index}", Machine(rng.gauss(0, 0.04), random.Random(index)),
                                   random.Random(index))  # fmt: skip
                     workers.append((key, body["worker_id"], {"Authorization": f"Bearer {body['token']}"}, actor))
@@ -122,18 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                         done += 1
                         continue
                     report = actor.answer(lease, world, noise, agent)
-                    explore = lease["kind"] == "explore"
-                    control = RunMetrics(val_bpb=report.control, steps=100, tokens=12800, train_seconds=60.0) if report.control is not None else None
-                    run = RunPayload(
-                        lease_id=lease["id"], worker_id=worker_id, track_id=TRACK, kind=lease["kind"],
-                        variant_hash=variant_hash(report.source) if explore and report.source else lease["variant"]["hash"],
-                        parent_hash=lease["variant"]["hash"] if explore else None,
-                        source=report.source if explore else None, hypothesis=report.hypothesis if explore else None,
-                        seed=lease["seed"], status=RunStatus.ok,
-                        metrics=RunMetrics(val_bpb=report.val_bpb, steps=100, tokens=12800, train_seconds=60.0),
-                        control=control, env={"simulated": True}, finished_at=datetime.now(UTC),
-                    )  # fmt: skip
-                    body = {"payload": run.model_dump(mode="json", exclude_unset=True), "signature": key.sign(signed_fields(run))}
+                    body = signed_run(key, worker_id, lease, report)
                     timed("heartbeat", "POST", f"/v1/leases/{lease['id']}/heartbeat", json={"phase": "training"}, headers=headers)
                     timed("result", "POST", f"/v1/leases/{lease['id']}/result", json=body, headers=headers)
                     done += 1

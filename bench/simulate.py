@@ -32,7 +32,6 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,18 +40,10 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere
 
-from bench.simnet.actors import KINDS, Actor, Report, assign_kinds  # noqa: E402
+from bench.simnet.actors import KINDS, Actor, Report, assign_kinds, registration, signed_run  # noqa: E402
 from bench.simnet.coordinator import HARDWARE_CLASS, TRACK, TrackPolicy, serve  # noqa: E402
 from bench.simnet.landscape import Landscape, Machine, Noise, constants  # noqa: E402
 from shared.hashing import variant_hash  # noqa: E402
-from shared.protocol import (  # noqa: E402
-    HardwareInfo,
-    RegistrationPayload,
-    RunMetrics,
-    RunPayload,
-    RunStatus,
-    signed_fields,
-)
 from shared.signing import SigningKey  # noqa: E402
 from worker.agents.base import ProposalContext  # noqa: E402
 from worker.agents.offline import OfflineAgent  # noqa: E402
@@ -129,14 +120,11 @@ class Simulation:
         raise RuntimeError(f"{method} {path}: no answer after 20 tries")
 
     async def _register(self, client: httpx.AsyncClient, actor: Actor, key: SigningKey) -> tuple[str, str]:
-        payload = RegistrationPayload(
-            public_key=key.public_key, name=f"sim-{actor.index}", account=actor.account,
-            hardware=HardwareInfo(hardware_class=HARDWARE_CLASS), issued_at=datetime.now(UTC),
-        ).model_dump(mode="json")  # fmt: skip
-        response = await self._call(client, "POST", "/v1/workers", json={"payload": payload, "signature": key.sign(payload)})
+        body = registration(key, name=f"sim-{actor.index}", account=actor.account, hardware_class=HARDWARE_CLASS)
+        response = await self._call(client, "POST", "/v1/workers", json=body)
         response.raise_for_status()
-        body = response.json()
-        return str(body["worker_id"]), str(body["token"])
+        answer = response.json()
+        return str(answer["worker_id"]), str(answer["token"])
 
     # --- the workers --------------------------------------------------------------------------
 
@@ -155,19 +143,6 @@ class Simulation:
             actors.append(Actor(index, kind, account, machine, random.Random(self.rng.random()),
                                 ring=ring if kind == "sybil" else set()))  # fmt: skip
         return actors
-
-    def _payload(self, actor: Actor, worker_id: str, lease: dict[str, Any], report: Report) -> RunPayload:
-        explore = lease["kind"] == "explore"
-        control = RunMetrics(val_bpb=report.control, steps=100, tokens=12800, train_seconds=60.0) if report.control is not None else None
-        return RunPayload(
-            lease_id=lease["id"], worker_id=worker_id, track_id=lease["track_id"], kind=lease["kind"],
-            variant_hash=variant_hash(report.source) if explore and report.source else lease["variant"]["hash"],
-            parent_hash=lease["variant"]["hash"] if explore else None,
-            source=report.source if explore else None, hypothesis=report.hypothesis if explore else None,
-            seed=lease["seed"], status=RunStatus.ok,
-            metrics=RunMetrics(val_bpb=report.val_bpb, steps=100, tokens=12800, train_seconds=60.0),
-            control=control, env={"simulated": True}, finished_at=datetime.now(UTC),
-        )  # fmt: skip
 
     def _count(self, actor: Actor, lease: dict[str, Any], report: Report) -> None:
         kind = lease["kind"]
@@ -196,9 +171,7 @@ class Simulation:
         headers = {"Authorization": f"Bearer {state['token']}"}
         if state.get("pending") is not None:
             lease, report = state.pop("pending")
-            payload = self._payload(actor, state["worker_id"], lease, report)
-            body = payload.model_dump(mode="json", exclude_unset=True)
-            signed = {"payload": body, "signature": state["key"].sign(signed_fields(payload))}
+            signed = signed_run(state["key"], state["worker_id"], lease, report)
             response = await self._call(client, "POST", f"/v1/leases/{lease['id']}/result", json=signed, headers=headers)
             if response.status_code == 200:
                 self.tally.accepted.add(lease["id"])

@@ -14,10 +14,20 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from bench.simnet.landscape import Landscape, Machine, Noise
 from shared.hashing import variant_hash
+from shared.protocol import (
+    HardwareInfo,
+    RegistrationPayload,
+    RunMetrics,
+    RunPayload,
+    RunStatus,
+    signed_fields,
+)
+from shared.signing import SigningKey
 from worker.agents.base import ProposalContext
 from worker.agents.offline import OfflineAgent
 from worker.daemon import agent_seed_of
@@ -126,3 +136,33 @@ def assign_kinds(workers: int, fractions: dict[str, float], rng: random.Random) 
     kinds += ["honest"] * (workers - len(kinds))
     rng.shuffle(kinds)
     return kinds
+
+
+def registration(key: SigningKey, *, name: str, account: str, hardware_class: str) -> dict[str, Any]:
+    """A signed `POST /v1/workers` body for a simulated machine."""
+    payload = RegistrationPayload(
+        public_key=key.public_key, name=name, account=account, hardware=HardwareInfo(hardware_class=hardware_class),
+        issued_at=datetime.now(UTC),
+    ).model_dump(mode="json")  # fmt: skip
+    return {"payload": payload, "signature": key.sign(payload)}
+
+
+def run_payload(worker_id: str, lease: dict[str, Any], report: Report) -> RunPayload:
+    """The run a simulated worker reports for `lease`: scores only, no training figures to speak of."""
+    explore = lease["kind"] == "explore"
+    control = RunMetrics(val_bpb=report.control, steps=100, tokens=12800, train_seconds=60.0) if report.control is not None else None
+    return RunPayload(
+        lease_id=lease["id"], worker_id=worker_id, track_id=lease["track_id"], kind=lease["kind"],
+        variant_hash=variant_hash(report.source) if explore and report.source else lease["variant"]["hash"],
+        parent_hash=lease["variant"]["hash"] if explore else None,
+        source=report.source if explore else None, hypothesis=report.hypothesis if explore else None,
+        seed=lease["seed"], status=RunStatus.ok,
+        metrics=RunMetrics(val_bpb=report.val_bpb, steps=100, tokens=12800, train_seconds=60.0),
+        control=control, env={"simulated": True}, finished_at=datetime.now(UTC),
+    )  # fmt: skip
+
+
+def signed_run(key: SigningKey, worker_id: str, lease: dict[str, Any], report: Report) -> dict[str, Any]:
+    """A signed `POST /v1/leases/{id}/result` body."""
+    payload = run_payload(worker_id, lease, report)
+    return {"payload": payload.model_dump(mode="json", exclude_unset=True), "signature": key.sign(signed_fields(payload))}
