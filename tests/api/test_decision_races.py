@@ -7,6 +7,7 @@ window in which an unlocked read sees the world without the first one's work.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 
@@ -19,7 +20,7 @@ from coordinator.services.leases import assign_lease
 from coordinator.services.results import submit_result
 from coordinator.services.tracks import TrackParams
 from shared.protocol import ResultRequest
-from tests.api.conftest import NOISE_SIGMA, TRACK, Coordinator, Worker, calibrate
+from tests.api.conftest import TRACK, Coordinator, Worker, calibrate
 from tests.services import fresh_postgres_schema
 
 pytestmark = pytest.mark.postgres
@@ -33,14 +34,10 @@ def database_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def track_params() -> TrackParams:
+def track_params(track_params: TrackParams) -> TrackParams:
     # One calibration run, so the second of two replicas must not hand it out again; two verify
     # runs for a quorum, so the two can arrive at once.
-    return TrackParams(
-        id=TRACK, name="Race track", hardware_class="cpu", vocab_size=256, seq_len=32, eval_tokens=1024,
-        eval_batch_size=4, time_budget_s=10.0, grace_s=2.0, quorum=2, tolerance=0.05, calibration_runs=1,
-        noise_sigma=NOISE_SIGMA,
-    )
+    return dataclasses.replace(track_params, quorum=2, calibration_runs=1)
 
 
 def _lease(coordinator: Coordinator, session, worker: Worker) -> Lease | None:  # type: ignore[no-untyped-def]
