@@ -28,8 +28,12 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
+# Two processes: the end-to-end, browser and training tests one after another in one of them
+# (tests/conftest.py), everything else in the other. TEST_PROCESSES=0 runs them all in one.
+TEST_PROCESSES ?= 2
+
 unit: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_PROCESSES)
 
 test: lint typecheck unit
 

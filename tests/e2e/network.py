@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,8 @@ class Network:
     root: Path
     port: int = field(default_factory=free_port)
     env: dict[str, str] = field(default_factory=dict)
+    # Keys of its own in a shared Redis: another test's cached reads or rate limits never reach it.
+    redis_prefix: str = field(default_factory=lambda: f"arn-test-{uuid.uuid4().hex[:8]}:")
     processes: list[Process] = field(default_factory=list)
 
     @property
@@ -80,7 +83,9 @@ class Network:
         return process
 
     def start_coordinator(self, *serve_options: str, **settings: str) -> Process:
-        env = {**os.environ, "ARN_DATA_DIR": str(self.data_dir), **self.env, **settings}
+        env = {
+            **os.environ, "ARN_DATA_DIR": str(self.data_dir), "ARN_REDIS_PREFIX": self.redis_prefix, **self.env, **settings,
+        }
         argv = [str(BIN / "coordinator"), "serve", "--port", str(self.port), *serve_options]
         process = self._spawn("coordinator", argv, env)
 
@@ -95,9 +100,10 @@ class Network:
         wait_for(up, timeout_s=180, what="the coordinator to answer")
         return process
 
-    def start_worker(self, account: str, *extra: str) -> Process:
+    def start_worker(self, account: str, *extra: str, url: str | None = None) -> Process:
+        """`worker join` for `account`, at the coordinator or at `url` (a proxy in front of it)."""
         argv = [
-            str(BIN / "worker"), "join", self.url, "--agent", "offline", "--account", account,
+            str(BIN / "worker"), "join", url or self.url, "--agent", "offline", "--account", account,
             "--name", f"{account}-cpu", "--home", str(self.root / f"worker-{account}"), "--threads", "1", "--quiet",
             *extra,
         ]

@@ -13,7 +13,8 @@ import pytest
 from shared.hashing import variant_hash
 from tests.e2e.network import Network, wait_for
 
-pytestmark = pytest.mark.slow
+# It makes its own load: nothing else may run beside it (tests/conftest.py, machine_share).
+pytestmark = [pytest.mark.slow, pytest.mark.whole_machine]
 
 BASELINE = Path(__file__).resolve().parents[2] / "baseline" / "train.py"
 SETTINGS = {
