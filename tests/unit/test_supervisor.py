@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from shared.track_spec import TrackSpec
+from tests.processes import process_is_gone
 from tests.trackfactory import UNIFORM_MODEL, UNIFORM_MODULE, build_track
 from worker.execution import Executor, Outcome, Progress, RunRequest
 from worker.execution.sandbox import PROJECT_ROOT, Sandbox, SandboxConfig
@@ -63,15 +64,6 @@ def decided(outcome: Outcome) -> tuple[str, str | None, str | None, str | None]:
     return outcome.status, outcome.layer, outcome.code, outcome.reason
 
 
-def process_is_gone(pid: int) -> bool:
-    """Gone, or a zombie left for init to reap: either way it no longer runs."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return True
-    return state in ("Z", "X")
-
-
 # --- deadlines, aborts and deaths --------------------------------------------------------------
 
 
@@ -95,6 +87,31 @@ def test_variant_overrunning_its_budget_is_killed_with_everything_it_started(
     assert outcome.metrics == {"steps": None, "tokens": None}
     assert set(outcome.env) == {"startup_s"}  # the supervisor's measurement; the scorer wrote nothing
     assert process_is_gone(int((tmp_path / "work" / "helper.pid").read_text()))
+
+
+def test_a_daemon_the_variant_leaves_behind_after_a_clean_run_is_killed(
+    tmp_path: Path, track: tuple[TrackSpec, Path], bare: Sandbox
+) -> None:
+    # The classic double fork: a child in a session of its own starts the daemon and exits, so the
+    # daemon is an orphan in neither the run's process group nor (but for the scorer) its tree.
+    source = UNIFORM_MODULE + """
+
+import os
+import subprocess
+
+
+def train(ctx):
+    launcher = subprocess.Popen(
+        ["sh", "-c", "sleep 600 & echo $! > daemon.pid"], start_new_session=True
+    )
+    launcher.wait()
+    return Uniform(ctx.vocab_size)
+"""
+    outcome = run(tmp_path, track, source, sandbox=bare)
+
+    assert outcome.status == "ok"
+    daemon = int((tmp_path / "work" / "daemon.pid").read_text())
+    assert process_is_gone(daemon)
 
 
 def test_should_abort_kills_the_run(tmp_path: Path, track: tuple[TrackSpec, Path], bare: Sandbox) -> None:

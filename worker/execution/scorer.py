@@ -51,6 +51,7 @@ from shared.run_codes import (
     STATELESSNESS,
 )
 from shared.track_spec import TrackSpec
+from worker.execution import process_tree
 from worker.execution.buffers import create_cpu_fd
 from worker.execution.channels import ChannelClosed, ChannelError, ChannelTimeout, LineReader, write_message
 from worker.execution.timing import configured_warmup, eval_cap, warmup_wait
@@ -86,6 +87,8 @@ SNAPSHOT_WAIT_S = 1.0
 REPLICA_TOLERANCE_NATS = LOSS_TOLERANCE_NATS
 CUDA_REPLICA_WINDOW_NATS = 1e-3
 POLL_S = 0.2
+# How long the last sweep waits for what the variant left running to exit after SIGKILL.
+SWEEP_TIMEOUT_S = 5.0
 
 
 class Refused(Exception):
@@ -121,6 +124,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     _make_undumpable()
+    # What the variant starts and orphans stays in this tree, to be swept with it below.
+    process_tree.become_subreaper()
     spec = TrackSpec.from_json(json.loads(args.spec.read_text(encoding="utf-8")))
     from_host, to_host = os.pipe()
     to_replica_read, to_replica = os.pipe()
@@ -150,6 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     result.setdefault("host", {}).update(_reap(host.process))
     _reap(replica.process)
     write_message(args.result_fd, result)
+    # Whatever the variant left running (a session of its own included), after the result: its
+    # kill costs no run time (a fork bomb's hundreds of copies take seconds to tear down). The
+    # supervisor kills this tree too once the result is in; this sweep covers the moment after
+    # this process has exited, when its orphans would have gone to init.
+    process_tree.kill_tree(os.getpid(), group=False, reap_timeout_s=SWEEP_TIMEOUT_S)
+    process_tree.reap_children()
     return 0
 
 

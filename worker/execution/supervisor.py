@@ -20,7 +20,8 @@ measured second is on this side's clock:
 
 Events are claims of a process that may run anything: each is parsed with bounds, and a field
 out of range ends the run (`report_out_of_range`). Only the standard library, shared.track_spec,
-shared.run_codes and this package's sandbox and channels: this runs wherever a worker does.
+shared.run_codes and this package's sandbox, channels and process tree: this runs wherever a
+worker does.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from typing import IO, Any
 
 from shared import run_codes as codes
 from shared.track_spec import TrackSpec
+from worker.execution import process_tree
 from worker.execution.channels import LineReader, encode
 from worker.execution.reasons import public_reason
 from worker.execution.sandbox import PROJECT_ROOT, Sandbox, human_bytes
@@ -586,54 +588,13 @@ def _limit_hit(reason: str | None, log_tail: str, sandbox: Sandbox) -> tuple[str
 def _kill_tree(child: subprocess.Popen[bytes]) -> None:
     """Kill everything the run started, also after a clean exit, and wait until it is gone.
 
-    The process group alone is not enough: a process can start a session of its own. So every
-    descendant is found first (by parent pid, through /proc) and killed by pid too; and since the
-    kernel finishes those kills (and a PID namespace's teardown) after `wait()` has returned, this
-    waits until each one has exited.
+    The process group alone is not enough: a process can start a session of its own, and a parent
+    that dies orphans its children out of the tree. So the tree is stopped before it is killed
+    (worker.execution.process_tree), and since the kernel finishes those kills (and a PID
+    namespace's teardown) after `wait()` has returned, this waits until each one has exited.
     """
-    tree = _descendants(child.pid)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(child.pid, signal.SIGKILL)
-    for pid in tree:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
+    process_tree.kill_tree(child.pid, group=True, reap_timeout_s=REAP_TIMEOUT_S)
     child.wait()
-    deadline = time.monotonic() + REAP_TIMEOUT_S
-    while time.monotonic() < deadline and any(_running(pid, started) for pid, started in tree.items()):
-        time.sleep(0.01)
-
-
-def _descendants(root: int) -> dict[int, str]:
-    """{pid: start time} of every live descendant of `root` (the start time tells a reused pid)."""
-    children: dict[int, list[int]] = {}
-    started: dict[int, str] = {}
-    for entry in Path("/proc").glob("[0-9]*/stat"):
-        fields = _stat_fields(entry)
-        if fields is not None:
-            pid = int(entry.parent.name)
-            children.setdefault(int(fields[1]), []).append(pid)
-            started[pid] = fields[19]
-    found: dict[int, str] = {}
-    stack = list(children.get(root, []))
-    while stack:
-        pid = stack.pop()
-        if pid not in found and pid in started:
-            found[pid] = started[pid]
-            stack.extend(children.get(pid, []))
-    return found
-
-
-def _running(pid: int, started: str) -> bool:
-    fields = _stat_fields(Path(f"/proc/{pid}/stat"))
-    return fields is not None and fields[19] == started and fields[0] not in ("Z", "X")
-
-
-def _stat_fields(path: Path) -> list[str] | None:
-    try:
-        text = path.read_text()
-    except OSError:
-        return None
-    return text.rsplit(")", 1)[1].split()
 
 
 def _tail(path: Path) -> str:
