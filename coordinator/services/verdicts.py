@@ -18,12 +18,16 @@ what is left has a standard deviation σ (the track's `noise_sigma`), pooled ove
   Promotion needs runs from `quorum` distinct accounts, one vote per account, and at least one
   trusted verifier where the track has one to give; a clear loss measured by trusted verifiers
   alone is rejected before the quorum is complete.
-- **Consistency.** A run far from the other verifiers (OUTLIER_SIGMAS) is set aside and costs its
-  worker trust; two untrusted runs that disagree wait for a third. A claim far above what the
+- **Consistency.** A run far (OUTLIER_SIGMAS) from the trusted verifiers' runs, or without any,
+  from a strict majority of runs that agree among themselves, is set aside; runs that split
+  without such a majority wait for more, and at the cap the candidate is rejected. Only a trusted
+  anchor makes a set-aside run cost its worker trust: two colluding accounts outvote one honest
+  verifier, and nobody can tell from the numbers alone which side lied. (A promotion such a
+  majority forced is settled by its audit, which blames the verifiers it refutes.) A claim far above what the
   verifiers measured (CLAIM_REFUTED_SIGMAS) costs its author trust; verifiers that measured far
-  more than the author claimed (over twice, and beyond noise) are not believed either, and more
-  verifiers are asked. An honest
-  claim that merely fails the test costs nobody anything.
+  more than the author claimed (over twice, and beyond noise) are not believed either: more
+  verifiers are asked, and that consensus earns nobody trust. An honest claim that merely fails
+  the test costs nobody anything.
 """
 
 from __future__ import annotations
@@ -79,6 +83,8 @@ class Verdict:
     claim_refuted: bool
     awaiting: int  # verifications still needed before the next decision can be taken
     reason: str | None
+    outliers_blamed: bool = False  # set aside against trusted runs: each costs its worker trust
+    counted_credited: bool = True  # each counted verifier earns a valid result when the candidate is decided
 
 
 def _claim_allowance(rules: Rules, n: int) -> float:
@@ -105,25 +111,30 @@ def one_vote_per_account(runs: Sequence[PairedRun]) -> list[PairedRun]:
     return votes
 
 
-def _split_outliers(votes: list[PairedRun], sigma: float) -> tuple[list[PairedRun], list[PairedRun]] | None:
-    """(consistent, outliers), or None when two untrusted runs disagree and nobody can tell which
-    is wrong yet. Trusted runs are the anchor where there are any; otherwise the median of three
-    or more runs."""
+def _split_outliers(votes: list[PairedRun], sigma: float) -> tuple[list[PairedRun], list[PairedRun], bool] | None:
+    """(consistent, outliers, anchored by trusted runs), or None while nobody can tell which runs
+    are wrong. Trusted runs are the anchor where there are any. Otherwise the consistent runs are
+    the largest group that all lie within noise of each other, once it is a strict majority: two
+    untrusted runs that disagree, or two against two, wait for more. (A median would be no anchor:
+    between two honest runs and two confirmations of a fake it lies halfway, near enough to both.)"""
     if not votes:
-        return [], []
+        return [], [], False
     limit = OUTLIER_SIGMAS * sigma * math.sqrt(2.0)
     trusted = [run.diff for run in votes if run.trusted]
     if trusted:
         anchor = statistics.median(trusted)
-    elif len(votes) >= 3:
-        anchor = statistics.median(run.diff for run in votes)
-    else:
-        if len(votes) == 2 and abs(votes[0].diff - votes[1].diff) > limit:
-            return None
-        return votes, []
-    consistent = [run for run in votes if abs(run.diff - anchor) <= limit]
-    outliers = [run for run in votes if abs(run.diff - anchor) > limit]
-    return consistent, outliers
+        consistent = [run for run in votes if abs(run.diff - anchor) <= limit]
+        return consistent, [run for run in votes if abs(run.diff - anchor) > limit], True
+    ordered = sorted(votes, key=lambda run: run.diff)
+    best: list[PairedRun] = []
+    for start, low in enumerate(ordered):
+        group = [run for run in ordered[start:] if run.diff - low.diff <= limit]
+        if len(group) > len(best):
+            best = group
+    if 2 * len(best) <= len(votes):
+        return None
+    chosen = {id(run) for run in best}
+    return [run for run in votes if id(run) in chosen], [run for run in votes if id(run) not in chosen], False
 
 
 def judge(runs: Sequence[PairedRun], *, claimed_gain: float | None, rules: Rules) -> Verdict:
@@ -132,15 +143,20 @@ def judge(runs: Sequence[PairedRun], *, claimed_gain: float | None, rules: Rules
     votes = one_vote_per_account(runs)
     split = _split_outliers(votes, sigma)
     if split is None:
-        return Verdict(
-            Decision.wait, None, (), (), False, 1,
-            "the two verifiers disagree by more than noise allows; a third decides",
+        if len(votes) >= rules.max_runs:
+            return Verdict(Decision.reject, None, (), (), False, 0,
+                           f"not reproduced: {len(votes)} verifiers disagree by more than noise allows")  # fmt: skip
+        reason = (
+            "the two verifiers disagree by more than noise allows; a third decides"
+            if len(votes) == 2
+            else f"the {len(votes)} verifiers split into groups that disagree by more than noise allows; one more decides"
         )
-    counted, outliers = split
+        return Verdict(Decision.wait, None, (), (), False, 1, reason, counted_credited=False)
+    counted, outliers, anchored = split
     n = len(counted)
     gain = 0.0 - statistics.fmean(run.diff for run in counted) if counted else None  # never -0.0
 
-    def verdict(decision: Decision, awaiting: int, reason: str | None) -> Verdict:
+    def verdict(decision: Decision, awaiting: int, reason: str | None, *, credited: bool = True) -> Verdict:
         refuted = False
         if decision is not Decision.wait and claimed_gain is not None and gain is not None:
             allowed = _claim_allowance(rules, n)
@@ -150,7 +166,10 @@ def judge(runs: Sequence[PairedRun], *, claimed_gain: float | None, rules: Rules
                     f"claim not reproduced: claimed a gain of {claimed_gain:.4f}, verifiers measured"
                     f" {gain:.4f} (allowed shortfall {allowed:.4f})"
                 )
-        return Verdict(decision, gain, tuple(counted), tuple(outliers), refuted, awaiting, reason)
+        return Verdict(
+            decision, gain, tuple(counted), tuple(outliers), refuted, awaiting, reason,
+            outliers_blamed=anchored and decision is not Decision.wait, counted_credited=credited,
+        )  # fmt: skip
 
     evidence = log_likelihood_ratio([run.diff for run in counted], sigma) if counted else 0.0
     if n < rules.quorum:
@@ -174,8 +193,11 @@ def judge(runs: Sequence[PairedRun], *, claimed_gain: float | None, rules: Rules
         # verifiers decide.
         if n >= rules.max_runs:
             return verdict(Decision.reject, 0, f"verifiers measured a gain of {gain:.4f}, far above the {claimed_gain:.4f}"
-                                               " claimed: not trusted either way")  # fmt: skip
-        return verdict(Decision.wait, 1, f"verifiers measured far more than the {claimed_gain:.4f} claimed; one more is needed")
+                                               " claimed: not trusted either way", credited=False)  # fmt: skip
+        return verdict(
+            Decision.wait, 1, f"verifiers measured far more than the {claimed_gain:.4f} claimed; one more is needed",
+            credited=False,
+        )  # fmt: skip
     if evidence >= LOG_PROMOTE:
         return verdict(Decision.promote, 0, None)
     if evidence <= LOG_REJECT:

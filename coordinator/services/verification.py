@@ -10,8 +10,9 @@ calibration, trust.
   never the author's claim; the next calibration of the new head replaces it with runs from two
   accounts that were not selected for being low.
 - Trust moves only when a candidate is decided: the counted verifiers gain a valid result, a
-  verifier set aside as an outlier and an author whose claim was refuted lose their streak and
-  count an invalid result. QUARANTINE_AFTER_INVALID of those quarantine the worker.
+  verifier set aside against trusted runs and an author whose claim was refuted lose their streak
+  and count an invalid result (verdicts.py says why an untrusted majority blames nobody).
+  QUARANTINE_AFTER_INVALID of those quarantine the worker.
 
 Invariants, on any number of replicas sharing one PostgreSQL:
 - A variant's results are applied one at a time: `record_calibration` and `record_verification`
@@ -295,15 +296,20 @@ def record_verification(session: Session, track: Track, candidate: Variant, run:
         return
     runs_by_worker = {p.worker_id: r for r, p in paired}
     counted = [runs_by_worker[p.worker_id] for p in verdict.counted]
-    candidate.val_bpb = statistics.fmean(r.val_bpb for r in counted if r.val_bpb is not None)
+    scores = [r.val_bpb for r in counted if r.val_bpb is not None]
+    candidate.val_bpb = statistics.fmean(scores) if scores else candidate.val_bpb
     held = [r.holdout_bpb for r in counted if r.holdout_bpb is not None]
     candidate.holdout_bpb = statistics.fmean(held) if held and len(held) == len(counted) else None
     candidate.parent_val_bpb = head.val_bpb if head is not None else None
     candidate.verified_gain = verdict.gain
-    for verifier in verdict.counted:
-        runs_by_worker[verifier.worker_id].worker.valid_streak += 1
-    for outlier in verdict.outliers:
-        _mark_invalid(runs_by_worker[outlier.worker_id].worker, f"a verify run of {candidate.hash[:12]} far from the other verifiers'")
+    if verdict.counted_credited:
+        for verifier in verdict.counted:
+            runs_by_worker[verifier.worker_id].worker.valid_streak += 1
+    if verdict.outliers_blamed:
+        for outlier in verdict.outliers:
+            _mark_invalid(
+                runs_by_worker[outlier.worker_id].worker, f"a verify run of {candidate.hash[:12]} far from the trusted verifiers'"
+            )
     _pool_noise(session, track, [p.diff for p in verdict.counted])
     if author is not None:
         if verdict.claim_refuted:

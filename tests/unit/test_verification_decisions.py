@@ -101,6 +101,26 @@ def test_verifiers_that_confirm_far_more_than_was_claimed_are_not_believed() -> 
     verdict = judge([*stamps, *honest], claimed_gain=0.025, rules=RULES)
     assert set(verdict.outliers) == set(stamps)
     assert verdict.decision is Decision.promote
+    assert (verdict.counted_credited, verdict.outliers_blamed) == (True, False)  # no trusted anchor: nobody blamed
+
+
+def test_a_consensus_far_above_the_claim_earns_nobody_trust_and_blames_nobody() -> None:
+    # Two rubber stamps outnumber the honest verifier of an honest claim: the median is theirs.
+    stamps, honest = [run(1, -0.30), run(2, -0.30)], run(3, -0.012)
+    verdict = judge([*stamps, honest], claimed_gain=0.015, rules=RULES)
+    assert (verdict.decision, verdict.outliers, verdict.counted_credited) == (Decision.wait, (honest,), False)
+    capped = judge([*stamps, honest], claimed_gain=0.015, rules=Rules(noise_sigma=SIGMA, quorum=2, max_runs=2, tolerance=0.02))
+    assert capped.decision is Decision.reject
+    assert capped.reason == "verifiers measured a gain of 0.3000, far above the 0.0150 claimed: not trusted either way"
+    assert (capped.counted_credited, capped.outliers_blamed) == (False, False)
+
+
+def test_an_untrusted_majority_sets_a_lone_dissenter_aside_without_blaming_it() -> None:
+    # A ring backs a fake claim of 0.30 and outvotes the one honest verifier: the numbers alone
+    # cannot tell who lied, so the honest run costs its worker nothing (the audit settles it).
+    ring, honest = [run(1, -0.30), run(2, -0.29)], run(3, 0.001)
+    verdict = judge([*ring, honest], claimed_gain=0.30, rules=RULES)
+    assert (verdict.decision, verdict.outliers, verdict.outliers_blamed) == (Decision.promote, (honest,), False)
 
 
 def test_a_quorum_far_below_the_claim_refutes_it_even_when_the_test_is_undecided() -> None:
@@ -128,6 +148,7 @@ def test_two_untrusted_verifiers_that_disagree_wait_for_a_third_which_sets_the_o
     assert verdict.outliers == (stamp,)
     assert verdict.counted == (honest, third)
     assert verdict.decision is Decision.reject and verdict.claim_refuted
+    assert verdict.outliers_blamed is False  # set aside by an untrusted median: it costs the stamp nothing
 
 
 def test_a_trusted_verifier_anchors_the_quorum_against_a_ring() -> None:
@@ -137,6 +158,8 @@ def test_a_trusted_verifier_anchors_the_quorum_against_a_ring() -> None:
     assert set(verdict.outliers) == set(ring)
     # The honest verifier alone is below the quorum: nothing is promoted, the ring is exposed.
     assert (verdict.decision, verdict.awaiting) == (Decision.wait, 1)
+    decided = judge([*ring, trusted, run(5, 0.002)], claimed_gain=0.30, rules=RULES)
+    assert (decided.decision, set(decided.outliers), decided.outliers_blamed) == (Decision.reject, set(ring), True)
 
 
 def test_where_the_track_has_trusted_workers_a_quorum_needs_one() -> None:
@@ -182,3 +205,16 @@ def test_sigma_is_pooled_from_the_tracks_history_with_the_configured_value_as_pr
     assert pooled_sigma(0.01, sum_squares=0.0, df=1000) == pytest.approx(0.008)
     assert within_sum_squares([1.0, 3.0]) == (2.0, 1)
     assert within_sum_squares([1.0]) == (0.0, 0)
+
+
+def test_without_a_trusted_run_an_even_split_is_no_majority_and_waits() -> None:
+    # Two honest runs and two confirmations of a fake: no group is a majority, so none is counted.
+    honest, stamps = [run(1, 0.001), run(2, -0.002)], [run(3, -0.30), run(4, -0.30)]
+    verdict = judge([*honest, *stamps], claimed_gain=0.30, rules=RULES)
+    assert (verdict.decision, verdict.awaiting, verdict.counted) == (Decision.wait, 1, ())
+    assert verdict.reason == "the 4 verifiers split into groups that disagree by more than noise allows; one more decides"
+    settled = judge([*honest, *stamps, run(5, 0.0)], claimed_gain=0.30, rules=RULES)
+    assert (settled.decision, settled.claim_refuted, set(settled.outliers)) == (Decision.reject, True, set(stamps))
+    capped = Rules(noise_sigma=SIGMA, quorum=2, max_runs=4, tolerance=0.02)
+    verdict = judge([*honest, *stamps], claimed_gain=0.30, rules=capped)
+    assert (verdict.decision, verdict.reason) == (Decision.reject, "not reproduced: 4 verifiers disagree by more than noise allows")
