@@ -14,6 +14,7 @@ from coordinator.cli_variants import variant_app
 from coordinator.cli_workers import worker_app
 from coordinator.config import Settings
 from coordinator.db import make_engine, make_session_factory
+from coordinator.read_cache import invalidating_session_factory
 
 app = typer.Typer(
     help="Run and manage an Autoresearch Network coordinator.",
@@ -194,7 +195,7 @@ def track_create(
     settings = _settings()
     files = [ParquetFile(path=path, sha256=sha) for path, sha in map(_parse_file, file)]
     source = ParquetSource(repo=hf_repo, revision=revision, files=files, text_column=text_column)
-    session_factory = make_session_factory(make_engine(settings.resolved_database_url))
+    session_factory = invalidating_session_factory(settings)
     with session_factory() as session:
         from coordinator.models import Track
 

@@ -11,8 +11,8 @@ from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
 from coordinator.config import Settings
-from coordinator.db import make_engine, make_session_factory
 from coordinator.errors import DomainError
+from coordinator.read_cache import invalidating_session_factory
 
 worker_app = typer.Typer(help="List, quarantine and release workers and accounts.", no_args_is_help=True)
 console = Console()
@@ -27,7 +27,7 @@ def session_factory() -> sessionmaker[Session]:
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    return make_session_factory(make_engine(settings.resolved_database_url))
+    return invalidating_session_factory(settings)
 
 
 @worker_app.command("list")

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     # Every key and channel in Redis starts with this, so that networks can share one Redis.
     redis_prefix: str = Field(default="arn:", min_length=1, max_length=64)
+    # Hot reads (leaderboard, head, log, track list and detail) are cached between the changes that
+    # invalidate them, and for at most this long whatever happens (coordinator/read_cache.py); 0: off.
+    read_cache_ttl_s: float = Field(default=10.0, ge=0.0)
     # base64 raw Ed25519 private key. Development generates one under data_dir.
     signing_key: SecretStr | None = None
 
@@ -50,7 +53,9 @@ class Settings(BaseSettings):
     spot_check_rate_untrusted: float = Field(default=0.05, ge=0.0, le=1.0)
     spot_check_rate_trusted: float = Field(default=0.01, ge=0.0, le=1.0)
 
-    # Leases: a lease lives for the budget plus this slack, and each heartbeat renews it.
+    # Leases: a lease lives for the budget plus this slack, and each heartbeat renews it. Workers
+    # heartbeat every tenth of the budget, at most every minute and at least every this often
+    # (services/leases.heartbeat_interval).
     lease_slack_s: float = 300.0
     heartbeat_interval_s: float = 10.0
     no_work_retry_after_s: float = 5.0

@@ -1,4 +1,5 @@
-"""The Redis roles behind small interfaces: rate limits and event fan-out.
+"""The Redis roles behind small interfaces: rate limits, event fan-out, and the hot-read cache's
+generations and entries (coordinator/read_cache.py).
 
 `RedisKV` is for production, where several coordinator replicas share one Redis. `LocalKV` is the
 embedded stand-in for a single process. Both give the same answers for the same calls.
@@ -13,7 +14,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Protocol, TypeVar
 
 import redis
@@ -37,6 +38,16 @@ class KeyValue(Protocol):
 
     def ping(self) -> bool: ...
 
+    def bump(self, scopes: Iterable[str]) -> None:
+        """Count one change in each scope: cached answers computed before it are no longer served."""
+
+    def cached(self, scope: str, key: str) -> tuple[int, str | None] | None:
+        """(the scope's generation, the entry stored under `key` for exactly that generation, or
+        None), in one round trip; None when the store cannot say (Redis down): read the database."""
+
+    def store(self, key: str, generation: int, value: str, *, ttl_s: float) -> None:
+        """Keep `value`, computed at `generation` (read before the database was), for ttl_s at most."""
+
 
 def window_reset_s(window_s: int, *, now: float | None = None) -> int:
     """Whole seconds until the current rate-limit window ends: a refused client's Retry-After.
@@ -47,11 +58,23 @@ def window_reset_s(window_s: int, *, now: float | None = None) -> int:
     return max(1, math.ceil(window_s - now % window_s))
 
 
+def _split_entry(entry: str | None, generation: int) -> str | None:
+    """An entry is "<generation> <value>": its value when it was computed at `generation`."""
+    if entry is None:
+        return None
+    stamp, _, value = entry.partition(" ")
+    return value if stamp == str(generation) else None
+
+
 class LocalKV:
+    MAX_CACHED = 2048  # entries; the oldest go first
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counters: dict[str, tuple[int, float]] = {}
         self._subscribers: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
+        self._generations: dict[str, int] = {}
+        self._cache: dict[str, tuple[float, str]] = {}  # key -> (expires at, monotonic; entry)
 
     def hit(self, key: str, *, limit: int, window_s: int) -> bool:
         now = time.time()
@@ -93,13 +116,32 @@ class LocalKV:
     def ping(self) -> bool:
         return True
 
+    def bump(self, scopes: Iterable[str]) -> None:
+        with self._lock:
+            for scope in scopes:
+                self._generations[scope] = self._generations.get(scope, 0) + 1
+
+    def cached(self, scope: str, key: str) -> tuple[int, str | None] | None:
+        with self._lock:
+            generation = self._generations.get(scope, 0)
+            expires, entry = self._cache.get(key, (0.0, None))
+        return generation, _split_entry(entry if expires > time.monotonic() else None, generation)
+
+    def store(self, key: str, generation: int, value: str, *, ttl_s: float) -> None:
+        with self._lock:
+            self._cache.pop(key, None)  # re-inserted last: the dict's order is the age order
+            self._cache[key] = (time.monotonic() + ttl_s, f"{generation} {value}")
+            while len(self._cache) > self.MAX_CACHED:
+                del self._cache[next(iter(self._cache))]
+
 
 class RedisKV:
     """The Redis roles for replicas that share one Redis.
 
     Redis is a helper, not a store of record: when it is unreachable, the coordinator keeps
-    leasing and accepting results. Rate limits let requests through (fail open), events are
-    dropped, and event streams send keep-alives and subscribe again. The outage is
+    leasing and accepting results. Rate limits let requests through (fail open), every read goes
+    to the database (coordinator/read_cache.py), events are dropped, and event streams send
+    keep-alives and subscribe again. The outage is
     logged once, and its end once; while it lasts, Redis is tried again every `retry_s`, so a
     request pays a failed call's timeout at most that often.
     """
@@ -123,7 +165,7 @@ class RedisKV:
             if not self._down:
                 log.warning(
                     "Redis is unreachable (%s: %s); leasing and results go on, rate limits let requests "
-                    "through and live events pause until it is back", what, exc,
+                    "through, reads come from the database and live events pause until it is back", what, exc,
                 )
             self._down, self._retry_at = True, time.monotonic() + self._retry_s
             return fallback
@@ -171,6 +213,30 @@ class RedisKV:
             return bool(self._redis.ping())
         except redis.RedisError:
             return False
+
+    def bump(self, scopes: Iterable[str]) -> None:
+        def incr() -> None:
+            pipe = self._redis.pipeline(transaction=False)
+            for scope in scopes:
+                pipe.incr(f"{self._prefix}gen:{scope}")
+            pipe.execute()
+
+        self._call("cache invalidation", incr, None)
+
+    def cached(self, scope: str, key: str) -> tuple[int, str | None] | None:
+        def read() -> tuple[int, str | None]:
+            generation, entry = self._redis.mget(f"{self._prefix}gen:{scope}", f"{self._prefix}cache:{key}")
+            current = int(generation or 0)
+            return current, _split_entry(str(entry) if entry is not None else None, current)
+
+        return self._call("cache", read, None)
+
+    def store(self, key: str, generation: int, value: str, *, ttl_s: float) -> None:
+        self._call(
+            "cache",
+            lambda: self._redis.set(f"{self._prefix}cache:{key}", f"{generation} {value}", px=max(1, int(ttl_s * 1000))),
+            None,
+        )
 
 
 def make_kv(redis_url: str | None, *, prefix: str = "arn:") -> KeyValue:

@@ -30,6 +30,7 @@ from coordinator.kv import KeyValue, make_kv
 from coordinator.metrics import Metrics, RequestTimer
 from coordinator.middleware import AdmissionControl, BodySizeLimit
 from coordinator.models import utcnow
+from coordinator.read_cache import make_read_cache, watch_commits
 from coordinator.services.holdout import HoldoutPools
 from coordinator.services.lineage_repo import LineageRepos
 from coordinator.services.reaper import Reaper
@@ -113,14 +114,18 @@ def create_app(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url, pool_size=settings.max_concurrent_requests)
     session_factory = make_session_factory(engine)
+    kv = kv if kv is not None else make_kv(settings.redis_url, prefix=settings.redis_prefix)
+    read_cache = make_read_cache(kv, settings)
+    watch_commits(session_factory, read_cache)
     state = AppState(
         settings=settings,
         session_factory=session_factory,
-        kv=kv if kv is not None else make_kv(settings.redis_url, prefix=settings.redis_prefix),
+        kv=kv,
         signing_key=load_signing_key(settings),
         clock=clock,
         holdout_pools=HoldoutPools(settings.assets_dir),
         metrics=Metrics(session_factory, engine),
+        read_cache=read_cache,
     )
 
     @asynccontextmanager

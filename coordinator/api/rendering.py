@@ -39,6 +39,11 @@ def page(request: Request, name: str, context: dict[str, Any], *, status_code: i
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
+def rendered(request: Request, name: str, context: dict[str, Any]) -> str:
+    """A page's HTML, to be kept in the read cache (coordinator/read_cache.py)."""
+    return bytes(page(request, name, context).body).decode()
+
+
 def error_page(request: Request, error: DomainError) -> HTMLResponse:
     """A refusal as a page: a browser route answers HTML, never the API's JSON body."""
     tracks = error.detail.get("tracks", []) if isinstance(error.detail, dict) else []

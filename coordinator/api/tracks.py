@@ -4,9 +4,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
+from pydantic import RootModel
 
 from coordinator.api.deps import SessionDep, StateDep
 from coordinator.errors import DomainError
+from coordinator.read_cache import ALL_TRACKS, track_scope
 from coordinator.services import views
 from coordinator.services.tracks import get_track, list_tracks, track_asset_hashes
 from coordinator.services.variants import get_variant
@@ -23,14 +25,23 @@ from shared.protocol import (
 router = APIRouter(tags=["tracks"])
 
 
+class TrackList(RootModel[list[TrackSummary]]):
+    pass
+
+
 @router.get("/tracks")
-def tracks(session: SessionDep) -> list[TrackSummary]:
-    return [views.track_summary(session, track) for track in list_tracks(session)]
+def tracks(session: SessionDep, state: StateDep) -> list[TrackSummary]:
+    def compute() -> TrackList:
+        return TrackList([views.track_summary(session, track) for track in list_tracks(session)])
+
+    return state.read_cache.read(ALL_TRACKS, "tracks", (), TrackList, compute).root
 
 
 @router.get("/tracks/{track_id}")
-def track(track_id: str, session: SessionDep) -> TrackDetail:
-    return views.track_detail(session, get_track(session, track_id))
+def track(track_id: str, session: SessionDep, state: StateDep) -> TrackDetail:
+    return state.read_cache.read(
+        track_scope(track_id), "detail", (), TrackDetail, lambda: views.track_detail(session, get_track(session, track_id))
+    )
 
 
 @router.get(
@@ -62,22 +73,31 @@ def asset(track_id: str, sha256: str, session: SessionDep, state: StateDep) -> F
 
 
 @router.get("/tracks/{track_id}/leaderboard")
-def leaderboard(track_id: str, session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Leaderboard:
-    return views.leaderboard(session, get_track(session, track_id), limit=limit)
+def leaderboard(
+    track_id: str, session: SessionDep, state: StateDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> Leaderboard:
+    return state.read_cache.read(
+        track_scope(track_id), "leaderboard", limit, Leaderboard,
+        lambda: views.leaderboard(session, get_track(session, track_id), limit=limit),
+    )  # fmt: skip
 
 
 @router.get("/tracks/{track_id}/head")
-def head(track_id: str, session: SessionDep) -> VariantDetail:
-    track = get_track(session, track_id)
-    if track.head is None:
-        raise DomainError(ErrorCode.unknown_variant, f"track {track_id} has no head yet")
-    return views.variant_detail(session, track.head)
+def head(track_id: str, session: SessionDep, state: StateDep) -> VariantDetail:
+    def compute() -> VariantDetail:
+        track = get_track(session, track_id)
+        if track.head is None:
+            raise DomainError(ErrorCode.unknown_variant, f"track {track_id} has no head yet")
+        return views.variant_detail(session, track.head)
+
+    return state.read_cache.read(track_scope(track_id), "head", (), VariantDetail, compute)
 
 
 @router.get("/tracks/{track_id}/log")
 def research_log(
     track_id: str,
     session: SessionDep,
+    state: StateDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[
         str | None, Query(pattern=views.CURSOR_PATTERN, description="The next_cursor of the previous page.")
@@ -88,13 +108,22 @@ def research_log(
     ] = None,
     compact: Annotated[bool, Query(description="Short entries for agent prompts.")] = False,
 ) -> ResearchLog:
-    track = get_track(session, track_id)
-    lineage_of = get_variant(session, lineage, track_id=track_id) if lineage else None
-    return views.research_log(
-        session, track, limit=limit, cursor=cursor, status=status, lineage_of=lineage_of, compact=compact
-    )
+    def compute() -> ResearchLog:
+        track = get_track(session, track_id)
+        lineage_of = get_variant(session, lineage, track_id=track_id) if lineage else None
+        return views.research_log(
+            session, track, limit=limit, cursor=cursor, status=status, lineage_of=lineage_of, compact=compact
+        )
+
+    params = (limit, cursor, status, lineage, compact)
+    return state.read_cache.read(track_scope(track_id), "log", params, ResearchLog, compute)
 
 
 @router.get("/variants/{variant_hash}")
-def variant(variant_hash: str, session: SessionDep, track_id: str | None = None) -> VariantDetail:
-    return views.variant_detail(session, get_variant(session, variant_hash, track_id=track_id))
+def variant(variant_hash: str, session: SessionDep, state: StateDep, track_id: str | None = None) -> VariantDetail:
+    # Without a track, the hash may name a variant of any track: any track's change invalidates it.
+    scope = track_scope(track_id) if track_id is not None else ALL_TRACKS
+    return state.read_cache.read(
+        scope, "variant", variant_hash, VariantDetail,
+        lambda: views.variant_detail(session, get_variant(session, variant_hash, track_id=track_id)),
+    )  # fmt: skip

@@ -82,6 +82,9 @@ def test_with_redis_down_limits_let_requests_through_and_nothing_raises(private_
 
     assert [kv.hit("worker:w1", limit=1, window_s=60) for _ in range(3)] == [True, True, True]  # fail open
     kv.publish("track-a", {"type": "result"})
+    kv.store("track:t:head", 0, "{}", ttl_s=60)
+    kv.bump(["track:t"])
+    assert kv.cached("track:t", "track:t:head") is None  # the cache cannot say: read the database
     assert kv.ping() is False
 
 
@@ -116,3 +119,21 @@ def test_an_event_stream_survives_a_redis_restart(private_redis: RedisProcess) -
             await stream.aclose()
 
     assert asyncio.run(scenario()) == {"type": "result", "status": "verified"}
+
+
+def test_a_cached_entry_is_served_only_at_the_generation_it_was_computed_at(kv: KeyValue) -> None:
+    found = kv.cached("track:t", "track:t:board")
+    assert found == (0, None)
+    kv.store("track:t:board", 0, '{"rank": 1}', ttl_s=60)
+    assert kv.cached("track:t", "track:t:board") == (0, '{"rank": 1}')
+    kv.bump(["tracks", "track:t"])
+    assert kv.cached("track:t", "track:t:board") == (1, None)  # computed before the change: not served
+    assert kv.cached("tracks", "tracks:list") == (1, None)
+    assert kv.cached("track:u", "track:u:board") == (0, None)  # another track's generation is its own
+
+
+def test_a_cached_entry_expires_after_its_ttl(kv: KeyValue) -> None:
+    kv.store("track:t:head", 0, "{}", ttl_s=0.05)
+    assert kv.cached("track:t", "track:t:head") == (0, "{}")
+    time.sleep(0.1)
+    assert kv.cached("track:t", "track:t:head") == (0, None)
