@@ -324,7 +324,9 @@ async def _one(args: argparse.Namespace, workers: int) -> dict[str, Any]:
         await load.run(workers)
         return figures(load, workers)
     with tempfile.TemporaryDirectory(prefix="arn-load-") as workdir, serve(
-        database=args.database, workdir=Path(workdir), policy=TrackPolicy(), replicas=args.replicas,
+        # The track's budget is the cycle: the lease's heartbeat interval follows from it.
+        database=args.database, workdir=Path(workdir),
+        policy=TrackPolicy(time_budget_s=60.0 if args.back_to_back else args.cycle_s), replicas=args.replicas,
         redis_url=args.redis, serve_workers=args.serve_workers,
     ) as served:  # fmt: skip
         args.database_url = served.database_url

@@ -35,6 +35,7 @@ class TrackPolicy:
     noise_sigma: float | None = None
     claim_margin: float = 1.0
     max_verifications: int = 8
+    time_budget_s: float = 60.0
 
 
 def _free_port() -> int:
@@ -86,7 +87,8 @@ extra = dict(noise_sigma={policy.noise_sigma!r}, claim_margin={policy.claim_marg
 fields = TrackParams.__dataclass_fields__
 params = TrackParams(
     id={TRACK!r}, name="Simulated track", hardware_class={HARDWARE_CLASS!r}, vocab_size=512, seq_len=128,
-    eval_tokens=32768, eval_batch_size=16, time_budget_s=60.0, grace_s=12.0, quorum={policy.quorum!r},
+    eval_tokens=32768, eval_batch_size=16, time_budget_s={policy.time_budget_s!r}, grace_s=12.0,
+    quorum={policy.quorum!r},
     tolerance={policy.tolerance!r}, calibration_runs={policy.calibration_runs!r},
     **{{k: v for k, v in extra.items() if k in fields}},
 )

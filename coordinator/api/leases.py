@@ -78,8 +78,10 @@ def request_lease(body: LeaseRequest, worker: WriterWorker, session: SessionDep,
     state.metrics.leases.labels(lease.kind, ISSUED).inc()
     log.info("lease %s: %s of %s on %s to worker %s", lease.id, lease.kind, lease.variant.hash[:12], lease.track_id, worker.id)
     track = get_track(session, lease.track_id)
+    state.read_cache.note_activity(track.id)
     state.kv.publish(track.id, {"type": "lease", "kind": lease.kind, "worker": worker.name})
-    return LeaseResponse(lease=_lease_out(lease, track, heartbeat_interval_s=settings.heartbeat_interval_s))
+    interval = lease_service.heartbeat_interval(track, shortest_s=settings.heartbeat_interval_s)
+    return LeaseResponse(lease=_lease_out(lease, track, heartbeat_interval_s=interval))
 
 
 _NPY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}

@@ -49,6 +49,19 @@ def lease_ttl(track: Track, *, slack_s: float, runs: int = 1) -> timedelta:
     return timedelta(seconds=runs * (track.time_budget_s + track.grace_s) + slack_s)
 
 
+# A run heartbeats about this many times: often enough for the live pages to follow it, and on a
+# long budget no more often than that needs (heartbeats are most of a network's requests).
+HEARTBEATS_PER_RUN = 10
+LONGEST_HEARTBEAT_INTERVAL_S = 60.0
+
+
+def heartbeat_interval(track: Track, *, shortest_s: float) -> float:
+    """The interval a lease asks its worker to heartbeat at: a tenth of the track's budget, at most
+    a minute (a lease outlives its last heartbeat by the slack, minutes), never below `shortest_s`
+    (the coordinator's setting)."""
+    return max(shortest_s, min(LONGEST_HEARTBEAT_INTERVAL_S, track.time_budget_s / HEARTBEATS_PER_RUN))
+
+
 def new_seed() -> int:
     return secrets.randbits(31)
 

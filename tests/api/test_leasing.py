@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import datetime
 
@@ -7,7 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from coordinator.models import Lease
-from tests.api.conftest import NOISE_SIGMA, TRACK, Coordinator, calibrate
+from coordinator.services.tracks import TrackParams
+from tests.api.conftest import NOISE_SIGMA, TRACK, Coordinator, Worker, add_track, calibrate
 
 
 def test_calibration_comes_first_takes_two_accounts_and_sets_the_heads_shown_value(
@@ -269,6 +271,21 @@ def test_on_a_two_account_network_the_verifier_calibrates_and_promotions_go_on(
     next_claim = alice.run(alice.lease(), 0.80, control_bpb=0.90)
     assert next_claim["variant_status"] == "candidate"
     assert bob.run(bob.lease(), 0.80, control_bpb=0.90)["variant_status"] == "verified"
+
+
+@pytest.mark.parametrize(
+    ("budget_s", "interval_s"),
+    [(10.0, 10.0), (60.0, 10.0), (300.0, 30.0), (3600.0, 60.0)],
+    ids=["short-budget", "cpu-tiny", "five-minutes", "an-hour"],
+)
+def test_a_lease_asks_for_a_heartbeat_per_tenth_of_its_budget_between_the_setting_and_a_minute(
+    coordinator: Coordinator, track_params: TrackParams, budget_s: float, interval_s: float
+) -> None:
+    add_track(coordinator, dataclasses.replace(track_params, id="other", name="Other", time_budget_s=budget_s))
+    lease = Worker(coordinator, "a1", "alice", track_id="other").register().lease()
+    assert coordinator.settings.heartbeat_interval_s == 10.0  # the shortest interval a lease asks for
+    assert lease is not None
+    assert (lease["track_id"], lease["heartbeat_interval_s"]) == ("other", interval_s)
 
 
 def test_heartbeats_write_the_deadline_once_per_half_lifetime_and_always_keep_half_a_lifetime_ahead(
