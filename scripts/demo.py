@@ -1,6 +1,7 @@
 """Run a whole network on this machine: a coordinator on SQLite and two CPU workers.
 
-The workers belong to two accounts, so each verifies the other's claims. Ctrl-C stops everything.
+The workers belong to two accounts, so each verifies the other's claims. Ctrl-C (or SIGTERM)
+stops everything.
 Settings come from the environment: DEMO_PORT (8000), DEMO_BUDGET_S (60), DEMO_DIR (.demo).
 """
 
@@ -66,7 +67,14 @@ def _wait_all(processes: list[subprocess.Popen[bytes]], *, timeout_s: float) -> 
             process.wait()
 
 
+def _interrupted(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    # A SIGTERM (`kill`, a service manager, a timeout) stops the network as Ctrl-C does: in order,
+    # and with nothing left running.
+    signal.signal(signal.SIGTERM, _interrupted)
     port = int(os.environ.get("DEMO_PORT", "8000"))
     home = Path(os.environ.get("DEMO_DIR", ROOT / ".demo"))
     url = f"http://127.0.0.1:{port}"
