@@ -28,6 +28,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
+from worker.execution.process_tree import descendants, stat_fields
 from worker.host_limits import GpuProcess, GpuReading, HostLimits, HostReading, When
 
 # Display servers and compositors draw the desktop on the GPU all the time: they never make it busy.
@@ -48,36 +49,10 @@ def local_now() -> datetime:
 # --- this worker's processes ----------------------------------------------------------------------
 
 
-def _stat_fields(pid: str) -> list[str] | None:
-    """/proc/<pid>/stat after the command name (which may hold spaces): state, ppid, ..."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text.rpartition(")")[2].split()
-
-
 def own_pids(root: int | None = None) -> set[int]:
     """`root` (this process) and every process descended from it."""
     root = os.getpid() if root is None else root
-    children: dict[int, list[int]] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return {root}
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        fields = _stat_fields(entry)
-        if fields and len(fields) > 1:
-            children.setdefault(int(fields[1]), []).append(int(entry))
-    found, todo = {root}, [root]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
+    return {root, *descendants(root)}
 
 
 def _runnable_threads(pids: Iterable[int]) -> int:
@@ -89,7 +64,7 @@ def _runnable_threads(pids: Iterable[int]) -> int:
         except OSError:
             continue
         for tid in tids:
-            fields = _stat_fields(f"{pid}/task/{tid}")
+            fields = stat_fields(Path(f"/proc/{pid}/task/{tid}/stat"))
             if fields and fields[0] in ("R", "D"):
                 count += 1
     return count

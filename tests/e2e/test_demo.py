@@ -13,6 +13,7 @@ import pytest
 
 from tests.e2e.network import free_port, wait_for
 from tests.processes import process_is_gone
+from worker.execution.process_tree import stat_fields
 
 pytestmark = pytest.mark.slow
 
@@ -20,13 +21,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid`."""
     found = []
     for entry in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = entry.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
+        fields = stat_fields(entry)
+        if fields is not None and int(fields[1]) == pid:
             found.append(int(entry.parent.name))
     return found
 

@@ -86,7 +86,7 @@ def descendants(root: int) -> dict[int, str]:
     children: dict[int, list[int]] = {}
     started: dict[int, str] = {}
     for entry in Path("/proc").glob("[0-9]*/stat"):
-        fields = _stat_fields(entry)
+        fields = stat_fields(entry)
         if fields is not None:
             pid = int(entry.parent.name)
             children.setdefault(int(fields[1]), []).append(pid)
@@ -103,17 +103,19 @@ def descendants(root: int) -> dict[int, str]:
 
 def is_running(pid: int, started: str) -> bool:
     """The process that had this start time still exists and is not a zombie."""
-    fields = _stat_fields(Path(f"/proc/{pid}/stat"))
+    fields = stat_fields(Path(f"/proc/{pid}/stat"))
     return fields is not None and fields[19] == started and fields[0] not in ("Z", "X")
 
 
 def _is_frozen(pid: int, started: str) -> bool:
     """Stopped, or no longer there: it can do nothing until it is killed."""
-    fields = _stat_fields(Path(f"/proc/{pid}/stat"))
+    fields = stat_fields(Path(f"/proc/{pid}/stat"))
     return fields is None or fields[19] != started or fields[0] in ("T", "t", "Z", "X")
 
 
-def _stat_fields(path: Path) -> list[str] | None:
+def stat_fields(path: Path) -> list[str] | None:
+    """The fields of a /proc/<pid>/stat (or .../task/<tid>/stat) after the command name, which may
+    hold spaces and parentheses: state, ppid, pgrp...; None once the process is gone."""
     try:
         text = path.read_text()
     except OSError:
