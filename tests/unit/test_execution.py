@@ -188,7 +188,10 @@ def train(ctx):
         "s, over the budget of 3s (+0.5s tolerance): the grace is for shutting down, not for training"
     )
     returned_after = float(outcome.reason.removeprefix("train() returned after ").split("s,")[0])
-    assert late_s <= returned_after < BUDGET_S + spec.grace_s
+    # The figure is the supervisor's clock, from reading train()'s start event to reading its end:
+    # on a loaded machine it reads the start a little late, so the figure can fall short of the
+    # sleep by that much; what it must do is exceed the limit it is judged by.
+    assert BUDGET_S + over_budget_tolerance(BUDGET_S) <= returned_after < BUDGET_S + spec.grace_s  # (shown to 0.01 s)
     assert "val_bpb" not in outcome.metrics
 
 
