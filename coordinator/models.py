@@ -167,6 +167,10 @@ class Variant(Base):
     verified_gain: Mapped[float | None] = mapped_column(Float, nullable=True)
     # A negative result picked at random to be re-run by another account (services/verification.py).
     spot_check: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # The verifiers refuted its author's claim. The author's later claims against the same
+    # measurement of the parent (same worker, parent and seed) share its fault: they cost no more
+    # trust, and that measurement is no longer reused (services/verification.py).
+    claim_refuted: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # The head this variant replaced when promoted: its calibration runs are paired with it, as an
     # audit of the promotion by accounts that took no part in it.
     previous_head_id: Mapped[int | None] = mapped_column(ForeignKey("variants.id"), nullable=True)

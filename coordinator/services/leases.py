@@ -288,7 +288,9 @@ def _candidate_for(session: Session, track: Track, worker: Worker, *, now: datet
 
 def explore_reference(session: Session, worker: Worker, parent: Variant) -> Run | None:
     """This worker's latest paired measurement of `parent` from an explore, while it is fresh:
-    its explores of `parent` reuse that run's seed and are judged against its control score."""
+    its explores of `parent` reuse that run's seed and are judged against its control score. It
+    goes stale after REFERENCE_USES explores, or as soon as a claim judged against it is refuted
+    (a parent measured on a busy machine makes every child look better)."""
     reference = session.scalars(
         select(Run)
         .join(Lease, Lease.id == Run.lease_id)
@@ -309,7 +311,15 @@ def explore_reference(session: Session, worker: Worker, parent: Variant) -> Run 
             Lease.variant_id == parent.id, Run.id > reference.id,
         )
     )
-    return reference if int(uses or 0) < REFERENCE_USES else None
+    if int(uses or 0) >= REFERENCE_USES:
+        return None
+    refuted = session.scalar(
+        select(func.count()).select_from(Run).join(Variant, Variant.id == Run.variant_id).where(
+            Run.worker_id == worker.id, Run.kind == LeaseKind.explore.value, Run.seed == reference.seed,
+            Run.id >= reference.id, Variant.parent_id == parent.id, Variant.claim_refuted.is_(True),
+        )
+    )
+    return None if refuted else reference
 
 
 def _eligible_tracks(session: Session, worker: Worker, track_id: str | None) -> list[Track]:

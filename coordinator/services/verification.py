@@ -11,7 +11,8 @@ calibration, trust.
   accounts that were not selected for being low.
 - Trust moves only when a candidate is decided: the counted verifiers gain a valid result, a
   verifier set aside against trusted runs and an author whose claim was refuted lose their streak
-  and count an invalid result (verdicts.py says why an untrusted majority blames nobody).
+  and count an invalid result (verdicts.py says why an untrusted majority blames nobody); the
+  claims that rest on one measurement of their parent count once (`_charge_refuted_claim`).
   QUARANTINE_AFTER_INVALID of those quarantine the worker.
 
 Invariants, on any number of replicas sharing one PostgreSQL:
@@ -212,6 +213,34 @@ def _mark_invalid(worker: Worker, reason: str) -> None:
         log.warning("worker %s quarantined: %s", worker.id, worker.quarantine_reason)
 
 
+def _charge_refuted_claim(session: Session, candidate: Variant, author: Worker, reason: str) -> None:
+    """The author of a refuted claim loses trust, once per measurement of the parent the claim
+    rests on. An explore reuses its worker's paired measurement of the parent (same seed) for up to
+    REFERENCE_USES explores, so a parent measured while the machine was busy makes every claim
+    against it look like a gain: those refutations are one fault, not several, and after the first
+    the measurement is not reused (leases.explore_reference). A worker that lies pays each time,
+    since each claim after a refutation rests on a fresh measurement."""
+    seed = session.scalar(
+        select(Run.seed).where(
+            Run.variant_id == candidate.id, Run.worker_id == author.id, Run.kind == LeaseKind.explore.value
+        ).order_by(Run.id).limit(1)
+    )
+    already = seed is not None and session.scalar(
+        select(func.count()).select_from(Variant).join(Run, Run.variant_id == Variant.id).where(
+            Variant.author_worker_id == author.id,
+            Variant.parent_id == candidate.parent_id,
+            Variant.claim_refuted.is_(True),
+            Variant.id != candidate.id,
+            Run.worker_id == author.id,
+            Run.kind == LeaseKind.explore.value,
+            Run.seed == seed,
+        )
+    )
+    candidate.claim_refuted = True
+    if not already:
+        _mark_invalid(author, reason)
+
+
 def _track_has_trusted_verifier(session: Session, track: Track, author: Worker | None) -> bool:
     """Whether some trusted worker outside the author's account could verify on this track."""
     query = select(func.count()).select_from(Worker).where(
@@ -313,7 +342,7 @@ def record_verification(session: Session, track: Track, candidate: Variant, run:
     _pool_noise(session, track, [p.diff for p in verdict.counted])
     if author is not None:
         if verdict.claim_refuted:
-            _mark_invalid(author, verdict.reason or "claim not reproduced")
+            _charge_refuted_claim(session, candidate, author, verdict.reason or "claim not reproduced")
         elif verdict.decision is Decision.promote:
             author.valid_streak += 1
     if verdict.decision is Decision.promote:

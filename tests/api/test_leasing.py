@@ -46,6 +46,40 @@ def test_an_explore_is_paired_with_its_parent_once_then_reuses_that_measurement(
     assert alice.run(second, 0.98)["variant_status"] == "candidate"
 
 
+def test_claims_resting_on_one_refuted_measurement_of_the_parent_cost_trust_once_and_it_is_not_reused(
+    coordinator: Coordinator, make_worker
+) -> None:
+    alice, bob = make_worker("a1", "alice"), make_worker("b1", "bob")
+    calibrate(coordinator, [1.00, 1.00])
+
+    def invalid_results() -> int:
+        with coordinator.session() as session:
+            from coordinator.models import Worker as WorkerRow
+
+            return session.get(WorkerRow, alice.worker_id).invalid_results
+
+    # Alice's machine was busy while it measured the head (1.06, not 1.00): both children look better.
+    first = alice.lease()
+    assert alice.run(first, 0.99, control_bpb=1.06)["variant_status"] == "candidate"
+    second = alice.lease()
+    assert second["control"] is None and second["seed"] == first["seed"]
+    assert alice.run(second, 0.985)["variant_status"] == "candidate"
+
+    # Bob measures no gain in either: both claims are refuted, one fault of one measurement.
+    for _ in range(2):
+        verify = bob.lease()
+        assert verify["kind"] == "verify"
+        assert bob.run(verify, 1.00)["variant_status"] == "rejected"
+    assert invalid_results() == 1
+    # The refuted measurement is not reused: alice measures the head again, with a new seed.
+    third = alice.lease()
+    assert third["control"] is not None and third["seed"] != first["seed"]
+    # A claim on the fresh measurement that is refuted again costs trust again.
+    assert alice.run(third, 0.93, control_bpb=1.00)["variant_status"] == "candidate"
+    assert bob.run(bob.lease(), 1.00)["variant_status"] == "rejected"
+    assert invalid_results() == 2
+
+
 def test_verify_lease_never_goes_to_author_account(coordinator: Coordinator, make_worker) -> None:
     alice1, alice2, bob = make_worker("a1", "alice"), make_worker("a2", "alice"), make_worker("b1", "bob")
     calibrate(coordinator, [1.00, 1.00])
