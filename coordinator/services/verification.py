@@ -239,6 +239,36 @@ def _charge_refuted_claim(session: Session, candidate: Variant, author: Worker, 
     candidate.claim_refuted = True
     if not already:
         _mark_invalid(author, reason)
+    if seed is not None:
+        _withdraw_claims_resting_on(session, candidate, author, seed)
+
+
+def _withdraw_claims_resting_on(session: Session, refuted: Variant, author: Worker, seed: int) -> None:
+    """The author's open candidates judged against the same measurement of the parent as a refuted
+    claim are withdrawn unverified: a mismeasured parent makes them all look better, and a liar's
+    batch of claims on one measurement would otherwise cost a round of verifications each for one
+    strike. Nobody's trust moves, and a maintainer can re-queue them. A candidate another result
+    is deciding right now (its row locked) is left to that decision."""
+    siblings = session.scalars(
+        select(Variant)
+        .join(Run, Run.variant_id == Variant.id)
+        .where(
+            Variant.author_worker_id == author.id,
+            Variant.parent_id == refuted.parent_id,
+            Variant.status == VariantStatus.candidate.value,
+            Variant.id != refuted.id,
+            Run.worker_id == author.id,
+            Run.kind == LeaseKind.explore.value,
+            Run.seed == seed,
+        )
+        .with_for_update(of=Variant, key_share=True, skip_locked=True)
+    ).all()
+    for sibling in siblings:
+        sibling.status = VariantStatus.unverified.value
+        sibling.reason = (
+            f"unverified: withdrawn, it was judged against the measurement of its parent that"
+            f" {refuted.hash[:12]}'s refuted claim rested on"
+        )
 
 
 def _track_has_trusted_verifier(session: Session, track: Track, author: Worker | None) -> bool:

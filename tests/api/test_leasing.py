@@ -46,7 +46,7 @@ def test_an_explore_is_paired_with_its_parent_once_then_reuses_that_measurement(
     assert alice.run(second, 0.98)["variant_status"] == "candidate"
 
 
-def test_claims_resting_on_one_refuted_measurement_of_the_parent_cost_trust_once_and_it_is_not_reused(
+def test_a_refuted_claim_withdraws_the_others_on_its_measurement_of_the_parent_which_is_not_reused(
     coordinator: Coordinator, make_worker
 ) -> None:
     alice, bob = make_worker("a1", "alice"), make_worker("b1", "bob")
@@ -60,16 +60,23 @@ def test_claims_resting_on_one_refuted_measurement_of_the_parent_cost_trust_once
 
     # Alice's machine was busy while it measured the head (1.06, not 1.00): both children look better.
     first = alice.lease()
-    assert alice.run(first, 0.99, control_bpb=1.06)["variant_status"] == "candidate"
+    first_claim = alice.run(first, 0.99, control_bpb=1.06)
     second = alice.lease()
     assert second["control"] is None and second["seed"] == first["seed"]
-    assert alice.run(second, 0.985)["variant_status"] == "candidate"
+    second_claim = alice.run(second, 0.985)
+    assert first_claim["variant_status"] == second_claim["variant_status"] == "candidate"
 
-    # Bob measures no gain in either: both claims are refuted, one fault of one measurement.
-    for _ in range(2):
-        verify = bob.lease()
-        assert verify["kind"] == "verify"
-        assert bob.run(verify, 1.00)["variant_status"] == "rejected"
+    claims = {claim["variant_hash"] for claim in (first_claim, second_claim)}
+    # Bob measures no gain in the one he verifies: its claim is refuted, and alice loses trust...
+    verify = bob.lease()
+    assert verify["kind"] == "verify"
+    assert bob.run(verify, 1.00)["variant_status"] == "rejected"
+    assert invalid_results() == 1
+    # ...and the other claim on that measurement is withdrawn unverified: no verify runs, no strike.
+    [other] = claims - {verify["variant"]["hash"]}
+    detail = coordinator.client.get(f"/v1/variants/{other}?track_id={TRACK}").json()
+    assert detail["status"] == "unverified"
+    assert verify["variant"]["hash"][:12] in detail["reason"]
     assert invalid_results() == 1
     # The refuted measurement is not reused: alice measures the head again, with a new seed.
     third = alice.lease()
