@@ -87,6 +87,36 @@ def test_a_refuted_claim_withdraws_the_others_on_its_measurement_of_the_parent_w
     assert invalid_results() == 2
 
 
+def test_a_liar_that_batches_fake_claims_on_one_measurement_costs_one_verification_per_strike(
+    coordinator: Coordinator, make_worker
+) -> None:
+    liar, bob = make_worker("a1", "mallory"), make_worker("b1", "bob")
+    calibrate(coordinator, [1.00, 1.00])
+    verifications = 0
+    for strike in range(1, 4):
+        # A fresh measurement of the head, then three more fake gains of 0.2 judged against it.
+        fresh = liar.lease()
+        assert fresh["control"] is not None
+        claims = [liar.run(fresh, 0.80, control_bpb=1.00)["variant_hash"]]
+        for _ in range(3):
+            reused = liar.lease()
+            assert reused["control"] is None and reused["seed"] == fresh["seed"]
+            claims.append(liar.run(reused, 0.80)["variant_hash"])
+        verify = bob.lease()
+        assert verify["kind"] == "verify" and verify["variant"]["hash"] in claims
+        assert bob.run(verify, 1.00)["variant_status"] == "rejected"
+        verifications += 1
+        statuses = {h: coordinator.client.get(f"/v1/variants/{h}?track_id={TRACK}").json()["status"] for h in claims}
+        assert sorted(statuses.values()) == ["rejected", "unverified", "unverified", "unverified"]
+        with coordinator.session() as session:
+            from coordinator.models import Worker as WorkerRow
+
+            assert session.get(WorkerRow, liar.worker_id).invalid_results == strike
+    refused = liar.post("/v1/leases", {"track_id": TRACK})
+    assert (refused.status_code, refused.json()["code"]) == (403, "worker_quarantined")
+    assert verifications == 3  # twelve fake claims, three verify runs
+
+
 def test_verify_lease_never_goes_to_author_account(coordinator: Coordinator, make_worker) -> None:
     alice1, alice2, bob = make_worker("a1", "alice"), make_worker("a2", "alice"), make_worker("b1", "bob")
     calibrate(coordinator, [1.00, 1.00])
