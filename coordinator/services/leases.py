@@ -28,7 +28,7 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import Select, and_, case, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from coordinator.errors import DomainError
@@ -313,13 +313,28 @@ def explore_reference(session: Session, worker: Worker, parent: Variant) -> Run 
     )
     if int(uses or 0) >= REFERENCE_USES:
         return None
-    refuted = session.scalar(
-        select(func.count()).select_from(Run).join(Variant, Variant.id == Run.variant_id).where(
-            Run.worker_id == worker.id, Run.kind == LeaseKind.explore.value, Run.seed == reference.seed,
-            Run.id >= reference.id, Variant.parent_id == parent.id, Variant.claim_refuted.is_(True),
+    refuted = session.scalars(
+        claims_on_measurement(worker, parent.id, reference.seed)
+        .where(Run.id >= reference.id, Variant.claim_refuted.is_(True))
+        .limit(1)
+    ).first()
+    return None if refuted is not None else reference
+
+
+def claims_on_measurement(worker: Worker, parent_id: int | None, seed: int) -> Select[Variant]:
+    """The variants `worker` claimed from explores of one parent with one seed: the claims judged
+    against one measurement of that parent (the explore that measured it and those that reused it)."""
+    return (
+        select(Variant)
+        .join(Run, Run.variant_id == Variant.id)
+        .where(
+            Variant.author_worker_id == worker.id,
+            Variant.parent_id == parent_id,
+            Run.worker_id == worker.id,
+            Run.kind == LeaseKind.explore.value,
+            Run.seed == seed,
         )
     )
-    return None if refuted else reference
 
 
 def _eligible_tracks(session: Session, worker: Worker, track_id: str | None) -> list[Track]:

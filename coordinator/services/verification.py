@@ -44,6 +44,7 @@ from coordinator.services import verdicts
 from coordinator.services.leases import (
     ACTIVE,
     TRUSTED_STREAK,
+    claims_on_measurement,
     explore_reference,
     head_audited,
     is_trusted,
@@ -225,17 +226,11 @@ def _charge_refuted_claim(session: Session, candidate: Variant, author: Worker, 
             Run.variant_id == candidate.id, Run.worker_id == author.id, Run.kind == LeaseKind.explore.value
         ).order_by(Run.id).limit(1)
     )
-    already = seed is not None and session.scalar(
-        select(func.count()).select_from(Variant).join(Run, Run.variant_id == Variant.id).where(
-            Variant.author_worker_id == author.id,
-            Variant.parent_id == candidate.parent_id,
-            Variant.claim_refuted.is_(True),
-            Variant.id != candidate.id,
-            Run.worker_id == author.id,
-            Run.kind == LeaseKind.explore.value,
-            Run.seed == seed,
-        )
-    )
+    already = seed is not None and session.scalars(
+        claims_on_measurement(author, candidate.parent_id, seed)
+        .where(Variant.claim_refuted.is_(True), Variant.id != candidate.id)
+        .limit(1)
+    ).first() is not None
     candidate.claim_refuted = True
     if not already:
         _mark_invalid(author, reason)
@@ -250,17 +245,8 @@ def _withdraw_claims_resting_on(session: Session, refuted: Variant, author: Work
     strike. Nobody's trust moves, and a maintainer can re-queue them. A candidate another result
     is deciding right now (its row locked) is left to that decision."""
     siblings = session.scalars(
-        select(Variant)
-        .join(Run, Run.variant_id == Variant.id)
-        .where(
-            Variant.author_worker_id == author.id,
-            Variant.parent_id == refuted.parent_id,
-            Variant.status == VariantStatus.candidate.value,
-            Variant.id != refuted.id,
-            Run.worker_id == author.id,
-            Run.kind == LeaseKind.explore.value,
-            Run.seed == seed,
-        )
+        claims_on_measurement(author, refuted.parent_id, seed)
+        .where(Variant.status == VariantStatus.candidate.value, Variant.id != refuted.id)
         .with_for_update(of=Variant, key_share=True, skip_locked=True)
     ).all()
     for sibling in siblings:
