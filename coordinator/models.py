@@ -89,6 +89,10 @@ class Worker(Base):
     invalid_results: Mapped[int] = mapped_column(Integer, default=0)
     quarantined: Mapped[bool] = mapped_column(Boolean, default=False)
     quarantine_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The record of how much worse than others this worker reports what others measure too (a
+    # CUSUM in σ, services/verdicts.next_report_bias), and the comparisons since it was last zero.
+    report_bias: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    report_bias_checks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 

@@ -57,6 +57,8 @@ def release(session: Session, *, worker_id: str | None = None, account: str | No
         worker.quarantined = False
         worker.quarantine_reason = None
         worker.invalid_results = 0
+        worker.report_bias = 0.0  # a released worker's record starts afresh
+        worker.report_bias_checks = 0
     if found is not None:
         found.quarantine_reason = None
     session.flush()

@@ -28,6 +28,19 @@ what is left has a standard deviation σ (the track's `noise_sigma`), pooled ove
   more than the author claimed (over twice, and beyond noise) are not believed either: more
   verifiers are asked, and that consensus earns nobody trust. An honest claim that merely fails
   the test costs nobody anything.
+- **Reporting others' work worse.** A saboteur reports others' candidates worse than they are
+  (within noise, one run at a time, if it is careful) and its own finds worse, to hide them. Each
+  time others measured the same thing (the other counted verifiers of a decided candidate; a spot
+  check and the result it re-ran), how much worse this worker reported is its excess, in σ of
+  that comparison, clipped at REPORT_EXCESS_CLIP so that no single run (a load spike, an honest
+  run outvoted by colluders) weighs much. A CUSUM of the excesses (Page's test for a shift of
+  REPORT_BIAS_SHIFT) is the worker's record: it forgets what honest noise builds up and reaches
+  REPORT_BIAS_ALARM only for a worker that reports worse as a rule (after about five comparisons
+  for one 5σ worse, about eight for one 3σ worse; of 2,000 honest workers over 300 comparisons each,
+  none without colluders beside them, and 0.2% when two colluders outvote them in 3% of their
+  comparisons). Only this side is tested: a worker beside a saboteur looks better than its
+  peers through no fault of its own, and confirmations that are too good are the claim and audit
+  checks' job.
 """
 
 from __future__ import annotations
@@ -45,6 +58,10 @@ LOG_PROMOTE = math.log(1.0 / FALSE_PROMOTION_RATE)
 LOG_REJECT = math.log(MISSED_GAIN_RATE / (1.0 - FALSE_PROMOTION_RATE))
 OUTLIER_SIGMAS = 3.5  # in σ of the difference of two runs, σ·√2: an honest pair that far apart is rarer than 1 in 2,000
 CLAIM_REFUTED_SIGMAS = 3.5  # in σ of the claim minus the verifiers' mean, σ·√(1 + 1/n)
+REPORT_EXCESS_CLIP = 3.0  # in σ of a difference of two measurements of one thing
+REPORT_BIAS_SHIFT = 2.0  # the bias the record watches for, in σ of a comparison
+REPORT_BIAS_DRIFT = REPORT_BIAS_SHIFT / 2.0  # what each comparison takes off the record
+REPORT_BIAS_ALARM = 8.0
 POOLING_PRIOR_DF = 10  # degrees of freedom the track's configured σ counts for against its measured history
 POOLING_BOUND = 1.25  # the measured σ stays within this factor of the configured one
 
@@ -246,3 +263,25 @@ def within_sum_squares(diffs: Sequence[float]) -> tuple[float, int]:
         return 0.0, 0
     mean = statistics.fmean(diffs)
     return sum((d - mean) ** 2 for d in diffs), len(diffs) - 1
+
+
+def report_excess(report: float, others: Sequence[float], sigma: float) -> float:
+    """How much worse (a larger paired difference: the variant scored worse against its
+    reference) one worker reported than the mean of `others` measuring the same thing, in σ of
+    that difference (σ·√(1 + 1/n)), clipped to ±REPORT_EXCESS_CLIP."""
+    if not others:
+        raise ValueError("an excess needs at least one other measurement")
+    spread = sigma * math.sqrt(1.0 + 1.0 / len(others))
+    excess = (report - statistics.fmean(others)) / spread
+    return min(max(excess, -REPORT_EXCESS_CLIP), REPORT_EXCESS_CLIP)
+
+
+def next_report_bias(bias: float, excess: float) -> float:
+    """A worker's record after one more comparison: Page's CUSUM, never below zero.
+    (services/verification applies the same step in SQL, as an increment.)"""
+    return max(0.0, bias + excess - REPORT_BIAS_DRIFT)
+
+
+def reports_worse(bias: float) -> bool:
+    """Whether a worker's record shows it reporting others' work worse as a rule."""
+    return bias >= REPORT_BIAS_ALARM

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from coordinator.errors import DomainError
@@ -300,7 +300,7 @@ def record_verification(session: Session, track: Track, candidate: Variant, run:
     lock_for_decision(session, candidate)
     if candidate.spot_check and candidate.status == VariantStatus.discarded.value:
         if run.lease.control_variant_id == candidate.parent_id:
-            _record_spot_check(track, candidate, run)
+            _record_spot_check(session, track, candidate, run)
         session.flush()
         return
     if candidate.status != VariantStatus.candidate.value:
@@ -356,6 +356,8 @@ def record_verification(session: Session, track: Track, candidate: Variant, run:
                 runs_by_worker[outlier.worker_id].worker, f"a verify run of {candidate.hash[:12]} far from the trusted verifiers'"
             )
     _pool_noise(session, track, [p.diff for p in verdict.counted])
+    if verdict.counted_credited:
+        _weigh_verifiers(session, verdict, runs_by_worker, sigma=track_sigma(track), candidate=candidate)
     if author is not None:
         if verdict.claim_refuted:
             _charge_refuted_claim(session, candidate, author, verdict.reason or "claim not reproduced")
@@ -391,7 +393,44 @@ def _pool_noise(session: Session, track: Track, diffs: list[float]) -> None:
         session.expire(track, ["noise_sum_squares", "noise_df"])
 
 
-def _record_spot_check(track: Track, variant: Variant, run: Run) -> None:
+def _weigh_verifiers(
+    session: Session, verdict: Verdict, runs_by_worker: dict[str, Run], *, sigma: float, candidate: Variant
+) -> None:
+    """Add each verifier's run of a decided candidate to its record of reporting worse than others
+    (verdicts.report_excess): against the mean of the other accounts' counted runs."""
+    weighed = []
+    for vote in (*verdict.counted, *verdict.outliers):
+        others = [p.diff for p in verdict.counted if p.account_id != vote.account_id]
+        if others:
+            weighed.append((runs_by_worker[vote.worker_id].worker, verdicts.report_excess(vote.diff, others, sigma)))
+    _weigh_reports(session, weighed, f"a verify run of {candidate.hash[:12]}")
+
+
+def _weigh_reports(session: Session, weighed: Sequence[tuple[Worker, float]], what: str) -> None:
+    """Add comparisons to the workers' records (verdicts.next_report_bias, as an increment in SQL:
+    a worker's runs are decided on several replicas at once), and quarantine a worker whose record
+    shows it reporting others' work worse as a rule."""
+    if not weighed:
+        return
+    for worker, excess in weighed:
+        step = excess - verdicts.REPORT_BIAS_DRIFT
+        still_positive = Worker.report_bias + step > 0
+        worker.report_bias = case((still_positive, Worker.report_bias + step), else_=0.0)
+        worker.report_bias_checks = case((still_positive, Worker.report_bias_checks + 1), else_=0)
+    session.flush()  # the increments land, and the attributes are read back from the rows
+    for worker, _excess in weighed:
+        if verdicts.reports_worse(worker.report_bias) and not worker.quarantined:
+            worker.valid_streak = 0
+            worker.quarantined = True
+            worker.quarantine_reason = (
+                f"reports others' work worse than other accounts measure it: its record reached"
+                f" {worker.report_bias:.1f} (the bound is {verdicts.REPORT_BIAS_ALARM:g}) over its last"
+                f" {worker.report_bias_checks} comparisons, the last {what}"
+            )
+            log.warning("worker %s quarantined: %s", worker.id, worker.quarantine_reason)
+
+
+def _record_spot_check(session: Session, track: Track, variant: Variant, run: Run) -> None:
     """Another account's paired re-run of a negative result, against the variant's parent: the
     reporter loses trust when the two differ far beyond noise (a hidden gain, or numbers reported
     without training), and a gain the reporter missed makes the variant a candidate after all."""
@@ -404,6 +443,11 @@ def _record_spot_check(track: Track, variant: Variant, run: Run) -> None:
     limit = max(track.tolerance, verdicts.OUTLIER_SIGMAS * sigma * math.sqrt(2.0))
     reporter = variant.author
     if reporter is not None:
+        # Each side's record: the reporter's difference against the check's, and the other way round.
+        _weigh_reports(session, [
+            (reporter, verdicts.report_excess(0.0 - variant.claimed_gain, [measured], sigma)),
+            (run.worker, verdicts.report_excess(measured, [0.0 - variant.claimed_gain], sigma)),
+        ], f"a spot check of {variant.hash[:12]}")  # fmt: skip
         if abs(gain - variant.claimed_gain) > limit:
             _mark_invalid(
                 reporter,

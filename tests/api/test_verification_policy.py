@@ -5,6 +5,7 @@ candidates nobody verifies."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 from sqlalchemy import select
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 from coordinator.cli import app as coordinator_cli
 from coordinator.models import Variant
 from coordinator.models import Worker as WorkerRow
+from coordinator.services.moderation import release
 from coordinator.services.reaper import reap
 from coordinator.services.tracks import TrackParams, quorum_shortfalls
 from tests.api.conftest import TRACK, Coordinator, Worker, calibrate
@@ -178,6 +180,44 @@ def test_a_quarantined_worker_is_told_why_and_a_release_lets_it_work_again(
     assert trust(coordinator, alice) == (0, 0, False)
 
 
+def record(coordinator: Coordinator, worker: Worker) -> tuple[float, int]:
+    with coordinator.session() as session:
+        row = session.get(WorkerRow, worker.worker_id)
+        return row.report_bias, row.report_bias_checks
+
+
+def test_a_verifier_that_reports_others_work_worse_within_noise_is_quarantined_and_released_afresh(
+    coordinator: Coordinator, make_worker
+) -> None:
+    # Each run of the saboteur is 0.04 from the honest verifier's, inside the outlier limit
+    # (3.5σ·√2, σ 0.0125 once the spread of these pairs is pooled in): both count, and the
+    # candidate is rejected. No single run can be blamed, but the same excess every time
+    # (0.04 / σ√2 = 2.26σ of a comparison, less the record's drift of 1) adds up.
+    alice, bob, saboteur = make_worker("a1", "alice"), make_worker("b1", "bob"), make_worker("s1", "sab")
+    calibrate(coordinator, [1.00, 1.00])
+    step = 0.04 / (0.0125 * math.sqrt(2)) - 1.0
+    for n in range(1, 8):
+        claim = alice.run(alice.lease(), 0.98)  # claims a gain of 2σ
+        assert claim["variant_status"] == "candidate"
+        bob.run(bob.lease(), 0.98)  # measures the gain
+        assert saboteur.run(saboteur.lease(), 1.02)["variant_status"] == "rejected"  # reports a loss
+        assert record(coordinator, saboteur) == (pytest.approx(n * step), n)
+        assert trust(coordinator, saboteur)[2] is (n == 7)
+    assert record(coordinator, bob) == (0.0, 0)
+    assert trust(coordinator, alice)[1] == 0  # the author's claim was not refuted: it lost nothing
+    refused = saboteur.post("/v1/leases", {"track_id": TRACK})
+    assert (refused.status_code, refused.json()["code"]) == (403, "worker_quarantined")
+    assert refused.json()["message"] == (
+        "this worker is quarantined: reports others' work worse than other accounts measure it: its record"
+        f" reached 8.8 (the bound is 8) over its last 7 comparisons, the last a verify run of {claim['variant_hash'][:12]}"
+    )
+    with coordinator.session() as session:
+        release(session, worker_id=saboteur.worker_id)
+        session.commit()
+    assert record(coordinator, saboteur) == (0.0, 0)
+    assert saboteur.lease() is not None
+
+
 def test_a_quarantined_account_takes_no_new_worker(coordinator: Coordinator, make_worker, monkeypatch) -> None:
     make_worker("m1", "mallory")
     monkeypatch.setenv("ARN_DATABASE_URL", coordinator.settings.resolved_database_url)
@@ -241,3 +281,21 @@ class TestSpotChecks:
             row = session.scalars(select(Variant).where(Variant.hash == negative["variant_hash"])).one()
             assert row.spot_check is False  # checked once
         assert bob.lease()["kind"] == "explore"
+
+    def test_a_careful_hider_is_quarantined_by_its_record_where_no_single_check_could_blame_it(
+        self, coordinator: Coordinator, make_worker
+    ) -> None:
+        # Each find reported 0.01 worse than its parent, where another account measures it 0.02
+        # better: 0.03 apart, inside a single check's limit (3.5σ·√2), so no check costs trust,
+        # but each adds 0.03 / σ√2 = 2.12σ, less the drift of 1, to the hider's record.
+        hider, bob = make_worker("h1", "hider"), make_worker("b1", "bob")
+        calibrate(coordinator, [1.00, 1.00])
+        step = 0.03 / (0.01 * math.sqrt(2)) - 1.0
+        for n in range(1, 9):
+            hidden = hider.run(hider.lease(), 1.01)
+            bob.run(bob.lease(), 0.98)
+            assert variant(coordinator, hidden["variant_hash"])["status"] == "discarded"
+            assert record(coordinator, hider) == (pytest.approx(n * step), n)
+            assert trust(coordinator, hider)[1:] == (0, n == 8)
+        assert record(coordinator, bob) == (0.0, 0)
+        assert trust(coordinator, bob) == (0, 0, False)

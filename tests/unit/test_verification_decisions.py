@@ -12,14 +12,18 @@ from coordinator.services.verdicts import (
     FALSE_PROMOTION_RATE,
     LOG_PROMOTE,
     LOG_REJECT,
+    REPORT_BIAS_ALARM,
     Decision,
     PairedRun,
     Rules,
     is_candidate,
     judge,
     log_likelihood_ratio,
+    next_report_bias,
     one_vote_per_account,
     pooled_sigma,
+    report_excess,
+    reports_worse,
     within_sum_squares,
 )
 
@@ -218,3 +222,64 @@ def test_without_a_trusted_run_an_even_split_is_no_majority_and_waits() -> None:
     capped = Rules(noise_sigma=SIGMA, quorum=2, max_runs=4, tolerance=0.02)
     verdict = judge([*honest, *stamps], claimed_gain=0.30, rules=capped)
     assert (verdict.decision, verdict.reason) == (Decision.reject, "not reproduced: 4 verifiers disagree by more than noise allows")
+
+
+# --- reporting others' work worse ---------------------------------------------------------------
+
+
+def test_a_reports_excess_is_in_sigma_of_its_difference_from_the_others_mean_and_clipped() -> None:
+    # Against one other run the difference of two runs has σ·√2; against four, σ·√(5/4).
+    assert report_excess(0.01, [0.0], SIGMA) == pytest.approx(1 / math.sqrt(2))
+    assert report_excess(0.0, [0.01, -0.01, 0.02, -0.02], SIGMA) == pytest.approx(0.0)
+    assert report_excess(0.02, [0.0, 0.0, 0.0, 0.0], SIGMA) == pytest.approx(2 / math.sqrt(1.25))
+    # A better report counts against the record; no one run weighs more than 3σ either way.
+    assert report_excess(-0.01, [0.0], SIGMA) == pytest.approx(-1 / math.sqrt(2))
+    assert report_excess(0.5, [0.0], SIGMA) == 3.0
+    assert report_excess(-0.5, [0.0], SIGMA) == -3.0
+    with pytest.raises(ValueError, match="at least one other"):
+        report_excess(0.0, [], SIGMA)
+
+
+def record_of(excesses: list[float]) -> list[float]:
+    bias, record = 0.0, []
+    for excess in excesses:
+        bias = next_report_bias(bias, excess)
+        record.append(bias)
+    return record
+
+
+def test_the_record_is_a_cusum_that_forgets_honest_noise_and_alarms_on_a_steady_bias() -> None:
+    assert record_of([2.0, 3.0, -1.0, 0.5, 3.0]) == pytest.approx([1.0, 3.0, 1.0, 0.5, 2.5])
+    assert record_of([-3.0, 0.9]) == [0.0, 0.0]  # never below zero: a good past buys no licence
+    # A saboteur 5σ of a paired difference worse against one other verifier (3.5σ of the
+    # comparison, clipped to 3): shown at the fourth comparison.
+    bold = report_excess(0.05, [0.0], SIGMA)
+    assert [reports_worse(bias) for bias in record_of([bold] * 4)] == [False, False, False, True]
+    # A careful one, 3σ worse (2.1σ of the comparison): at the eighth.
+    careful = record_of([report_excess(0.03, [0.0], SIGMA)] * 8)
+    assert [reports_worse(bias) for bias in careful] == [False] * 7 + [True]
+    assert not reports_worse(REPORT_BIAS_ALARM - 1e-9) and reports_worse(REPORT_BIAS_ALARM)
+
+
+def test_honest_records_do_not_reach_the_alarm_over_long_careers() -> None:
+    # 2,000 honest workers, 300 comparisons each against one to three others, 3% of them outvoted
+    # by colluders that confirmed the other way (+3σ, the clip: with a tenth of the verifiers in
+    # a ring, two of them beside one honest verifier). At most a few in a thousand are quarantined;
+    # a saboteur 5σ worse among them always is, mostly within five comparisons.
+    rng = random.Random(20261204)
+
+    def career(bias: float, outvoted: float) -> int | None:
+        record = 0.0
+        for n in range(1, 301):
+            others = [rng.gauss(0.0, SIGMA) for _ in range(rng.randint(1, 3))]
+            excess = 3.0 if rng.random() < outvoted else report_excess(rng.gauss(bias, SIGMA), others, SIGMA)
+            record = next_report_bias(record, excess)
+            if reports_worse(record):
+                return n
+        return None
+
+    assert sum(career(0.0, 0.0) is not None for _ in range(2000)) == 0
+    assert sum(career(0.0, 0.03) is not None for _ in range(2000)) <= 8
+    caught = [career(5 * SIGMA, 0.0) for _ in range(200)]
+    assert all(n is not None and n <= 8 for n in caught)
+    assert sorted(caught)[100] <= 5  # type: ignore[operator]
