@@ -30,8 +30,8 @@ what is left has a standard deviation σ (the track's `noise_sigma`), pooled ove
   the test costs nobody anything.
 - **Reporting others' work worse.** A saboteur reports others' candidates worse than they are
   (within noise, one run at a time, if it is careful) and its own finds worse, to hide them. Each
-  time others measured the same thing (the other counted verifiers of a decided candidate; a spot
-  check and the result it re-ran), how much worse this worker reported is its excess, in σ of
+  time others measured the same thing (the other consistent verifiers of a decided candidate, in
+  each round of it, one per head it was paired with; a spot check and the result it re-ran), how much worse this worker reported is its excess, in σ of
   that comparison, clipped at REPORT_EXCESS_CLIP so that no single run (a load spike, an honest
   run outvoted by colluders) weighs much. A CUSUM of the excesses (Page's test for a shift of
   REPORT_BIAS_SHIFT) is the worker's record: it forgets what honest noise builds up and reaches
@@ -275,6 +275,22 @@ def report_excess(report: float, others: Sequence[float], sigma: float) -> float
     excess = (report - statistics.fmean(others)) / spread
     return min(max(excess, -REPORT_EXCESS_CLIP), REPORT_EXCESS_CLIP)
 
+
+def report_comparisons(runs: Sequence[PairedRun], sigma: float) -> list[tuple[PairedRun, float]]:
+    """Each account's run in one round of verification (one candidate paired with one head)
+    against the other accounts' consistent runs (as the decision splits them): (run, excess).
+    None while the round has no consistent majority to compare with."""
+    votes = one_vote_per_account(runs)
+    split = _split_outliers(votes, sigma)
+    if split is None:
+        return []
+    counted, _outliers, _anchored = split
+    compared = []
+    for vote in votes:
+        others = [run.diff for run in counted if run.account_id != vote.account_id]
+        if others:
+            compared.append((vote, report_excess(vote.diff, others, sigma)))
+    return compared
 
 def next_report_bias(bias: float, excess: float) -> float:
     """A worker's record after one more comparison: Page's CUSUM, never below zero.

@@ -357,7 +357,7 @@ def record_verification(session: Session, track: Track, candidate: Variant, run:
             )
     _pool_noise(session, track, [p.diff for p in verdict.counted])
     if verdict.counted_credited:
-        _weigh_verifiers(session, verdict, runs_by_worker, sigma=track_sigma(track), candidate=candidate)
+        _weigh_verifiers(session, candidate, sigma=track_sigma(track))
     if author is not None:
         if verdict.claim_refuted:
             _charge_refuted_claim(session, candidate, author, verdict.reason or "claim not reproduced")
@@ -393,32 +393,32 @@ def _pool_noise(session: Session, track: Track, diffs: list[float]) -> None:
         session.expire(track, ["noise_sum_squares", "noise_df"])
 
 
-def _weigh_verifiers(
-    session: Session, verdict: Verdict, runs_by_worker: dict[str, Run], *, sigma: float, candidate: Variant
-) -> None:
+def _weigh_verifiers(session: Session, candidate: Variant, *, sigma: float) -> None:
     """Add each verifier's run of a decided candidate to its record of reporting worse than others
-    (verdicts.report_excess): against the mean of the other accounts' counted runs."""
+    (verdicts.report_comparisons), in every round of its verification: the runs paired with a head
+    since replaced were measurements of one thing too, and are weighed once, now."""
+    rounds: dict[int | None, list[Run]] = {}
+    for run in ok_runs(session, candidate, LeaseKind.verify):
+        rounds.setdefault(run.lease.control_variant_id, []).append(run)
     weighed = []
-    for vote in (*verdict.counted, *verdict.outliers):
-        others = [p.diff for p in verdict.counted if p.account_id != vote.account_id]
-        if others:
-            weighed.append((runs_by_worker[vote.worker_id].worker, verdicts.report_excess(vote.diff, others, sigma)))
+    for runs in rounds.values():
+        paired = _paired_runs(runs)
+        by_worker = {p.worker_id: r.worker for r, p in paired}
+        weighed += [(by_worker[vote.worker_id], excess) for vote, excess in verdicts.report_comparisons(
+            [p for _r, p in paired], sigma)]  # fmt: skip
     _weigh_reports(session, weighed, f"a verify run of {candidate.hash[:12]}")
 
 
 def _weigh_reports(session: Session, weighed: Sequence[tuple[Worker, float]], what: str) -> None:
-    """Add comparisons to the workers' records (verdicts.next_report_bias, as an increment in SQL:
-    a worker's runs are decided on several replicas at once), and quarantine a worker whose record
-    shows it reporting others' work worse as a rule."""
-    if not weighed:
-        return
+    """Add comparisons to the workers' records one by one (verdicts.next_report_bias, as an
+    increment in SQL: a worker's runs are decided on several replicas at once), and quarantine a
+    worker whose record shows it reporting others' work worse as a rule."""
     for worker, excess in weighed:
         step = excess - verdicts.REPORT_BIAS_DRIFT
         still_positive = Worker.report_bias + step > 0
         worker.report_bias = case((still_positive, Worker.report_bias + step), else_=0.0)
         worker.report_bias_checks = case((still_positive, Worker.report_bias_checks + 1), else_=0)
-    session.flush()  # the increments land, and the attributes are read back from the rows
-    for worker, _excess in weighed:
+        session.flush()  # the increment lands, and the attributes are read back from the row
         if verdicts.reports_worse(worker.report_bias) and not worker.quarantined:
             worker.valid_streak = 0
             worker.quarantined = True
@@ -441,13 +441,18 @@ def _record_spot_check(session: Session, track: Track, variant: Variant, run: Ru
     gain = 0.0 - measured
     sigma = track_sigma(track)
     limit = max(track.tolerance, verdicts.OUTLIER_SIGMAS * sigma * math.sqrt(2.0))
+    hidden_gain = verdicts.is_candidate(gain, noise_sigma=sigma, margin_sigmas=track.claim_margin) and (
+        abs(gain - variant.claimed_gain) > limit
+    )
     reporter = variant.author
     if reporter is not None:
-        # Each side's record: the reporter's difference against the check's, and the other way round.
-        _weigh_reports(session, [
-            (reporter, verdicts.report_excess(0.0 - variant.claimed_gain, [measured], sigma)),
-            (run.worker, verdicts.report_excess(measured, [0.0 - variant.claimed_gain], sigma)),
-        ], f"a spot check of {variant.hash[:12]}")  # fmt: skip
+        # Each side's record: the reporter's difference against the check's, and the other way round
+        # (unless the variant becomes a candidate: the check is then one of its verify runs, weighed
+        # with the others when it is decided).
+        weighed = [(reporter, verdicts.report_excess(0.0 - variant.claimed_gain, [measured], sigma))]
+        if not hidden_gain:
+            weighed.append((run.worker, verdicts.report_excess(measured, [0.0 - variant.claimed_gain], sigma)))
+        _weigh_reports(session, weighed, f"a spot check of {variant.hash[:12]}")
         if abs(gain - variant.claimed_gain) > limit:
             _mark_invalid(
                 reporter,
@@ -456,9 +461,7 @@ def _record_spot_check(session: Session, track: Track, variant: Variant, run: Ru
             )
         else:
             reporter.valid_streak += 1
-    if verdicts.is_candidate(gain, noise_sigma=sigma, margin_sigmas=track.claim_margin) and abs(
-        gain - variant.claimed_gain
-    ) > limit:
+    if hidden_gain:
         variant.status = VariantStatus.candidate.value
         variant.reason = f"a spot check measured a gain of {gain:.4f}; {awaiting_reason(track)}"
 

@@ -22,6 +22,7 @@ from coordinator.services.verdicts import (
     next_report_bias,
     one_vote_per_account,
     pooled_sigma,
+    report_comparisons,
     report_excess,
     reports_worse,
     within_sum_squares,
@@ -238,6 +239,26 @@ def test_a_reports_excess_is_in_sigma_of_its_difference_from_the_others_mean_and
     assert report_excess(-0.5, [0.0], SIGMA) == -3.0
     with pytest.raises(ValueError, match="at least one other"):
         report_excess(0.0, [], SIGMA)
+
+
+def test_each_run_of_a_round_is_compared_with_the_other_accounts_consistent_runs() -> None:
+    # Two honest runs and a saboteur within noise: all three are consistent, each is compared with
+    # the other two (σ·√1.5), and a second machine of one account is no second witness.
+    honest, saboteur = [run(1, -0.01), run(2, -0.01)], run(3, 0.03)
+    compared = report_comparisons([*honest, saboteur, run(1, 0.5, worker="w1b")], SIGMA)
+    assert [(vote.account_id, excess) for vote, excess in compared] == [
+        (1, pytest.approx(-2.0 / math.sqrt(1.5))),
+        (2, pytest.approx(-2.0 / math.sqrt(1.5))),
+        (3, pytest.approx(3.0)),  # 4 / √1.5 = 3.27, clipped
+    ]
+    # A run set aside is compared with the consistent runs only: a fake confirmation far from the
+    # honest pair does not make them look worse.
+    stamp = run(4, -0.30)
+    compared = dict((vote.account_id, excess) for vote, excess in report_comparisons([*honest, stamp], SIGMA))
+    assert compared == {1: pytest.approx(0.0), 2: pytest.approx(0.0), 4: -3.0}
+    # Without a majority there is nothing to compare with; one run alone has no other.
+    assert report_comparisons([run(1, 0.0), run(2, 0.3)], SIGMA) == []
+    assert report_comparisons([run(1, 0.0)], SIGMA) == []
 
 
 def record_of(excesses: list[float]) -> list[float]:
