@@ -92,16 +92,19 @@ def _pending(session: Session, *, variant_id: int, kind: LeaseKind) -> tuple[int
 
 def verify_runs_against(session: Session, variant_id: int, control_id: int | None) -> list[Run]:
     """A variant's valid verify runs paired with `control_id`: runs paired with an earlier head
-    measured their gain over another reference, and no longer count."""
+    measured their gain over another reference, and no longer count; nor do a quarantined
+    worker's."""
     return list(
         session.scalars(
             select(Run)
             .join(Lease, Lease.id == Run.lease_id)
+            .join(Worker, Worker.id == Run.worker_id)
             .where(
                 Run.variant_id == variant_id,
                 Run.kind == LeaseKind.verify.value,
                 Run.status == RunStatus.ok.value,
                 Lease.control_variant_id == control_id,
+                Worker.quarantined.is_(False),
             )
             .order_by(Run.id)
         )

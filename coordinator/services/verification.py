@@ -14,6 +14,10 @@ calibration, trust.
   and count an invalid result (verdicts.py says why an untrusted majority blames nobody); the
   claims that rest on one measurement of their parent count once (`_charge_refuted_claim`).
   QUARANTINE_AFTER_INVALID of those quarantine the worker.
+- Each decided candidate's verify runs, and each spot check, also go into every worker's record of
+  reporting others' work worse than other accounts measured it (verdicts.py). A worker whose record
+  passes its bound is quarantined, its runs stop counting, and the candidates it helped reject
+  against the current head are judged again without them (`_reopen_rejections_resting_on`).
 
 Invariants, on any number of replicas sharing one PostgreSQL:
 - A variant's results are applied one at a time: `record_calibration` and `record_verification`
@@ -300,7 +304,7 @@ def record_verification(session: Session, track: Track, candidate: Variant, run:
     lock_for_decision(session, candidate)
     if candidate.spot_check and candidate.status == VariantStatus.discarded.value:
         if run.lease.control_variant_id == candidate.parent_id:
-            _record_spot_check(session, track, candidate, run)
+            _record_spot_check(session, track, candidate, run, now=now)
         session.flush()
         return
     if candidate.status != VariantStatus.candidate.value:
@@ -356,8 +360,6 @@ def record_verification(session: Session, track: Track, candidate: Variant, run:
                 runs_by_worker[outlier.worker_id].worker, f"a verify run of {candidate.hash[:12]} far from the trusted verifiers'"
             )
     _pool_noise(session, track, [p.diff for p in verdict.counted])
-    if verdict.counted_credited:
-        _weigh_verifiers(session, candidate, sigma=track_sigma(track))
     if author is not None:
         if verdict.claim_refuted:
             _charge_refuted_claim(session, candidate, author, verdict.reason or "claim not reproduced")
@@ -377,6 +379,10 @@ def record_verification(session: Session, track: Track, candidate: Variant, run:
         candidate.status = VariantStatus.rejected.value
         candidate.reason = verdict.reason
     session.flush()
+    if verdict.counted_credited:
+        # Last: a verifier quarantined here has this candidate judged again without its runs too.
+        _weigh_verifiers(session, candidate, sigma=track_sigma(track), now=now)
+        session.flush()
 
 
 def _pool_noise(session: Session, track: Track, diffs: list[float]) -> None:
@@ -393,7 +399,7 @@ def _pool_noise(session: Session, track: Track, diffs: list[float]) -> None:
         session.expire(track, ["noise_sum_squares", "noise_df"])
 
 
-def _weigh_verifiers(session: Session, candidate: Variant, *, sigma: float) -> None:
+def _weigh_verifiers(session: Session, candidate: Variant, *, sigma: float, now: datetime) -> None:
     """Add each verifier's run of a decided candidate to its record of reporting worse than others
     (verdicts.report_comparisons), in every round of its verification: the runs paired with a head
     since replaced were measurements of one thing too, and are weighed once, now."""
@@ -406,13 +412,14 @@ def _weigh_verifiers(session: Session, candidate: Variant, *, sigma: float) -> N
         by_worker = {p.worker_id: r.worker for r, p in paired}
         weighed += [(by_worker[vote.worker_id], excess) for vote, excess in verdicts.report_comparisons(
             [p for _r, p in paired], sigma)]  # fmt: skip
-    _weigh_reports(session, weighed, f"a verify run of {candidate.hash[:12]}")
+    _weigh_reports(session, weighed, f"a verify run of {candidate.hash[:12]}", now=now)
 
 
-def _weigh_reports(session: Session, weighed: Sequence[tuple[Worker, float]], what: str) -> None:
+def _weigh_reports(session: Session, weighed: Sequence[tuple[Worker, float]], what: str, *, now: datetime) -> None:
     """Add comparisons to the workers' records one by one (verdicts.next_report_bias, as an
     increment in SQL: a worker's runs are decided on several replicas at once), and quarantine a
-    worker whose record shows it reporting others' work worse as a rule."""
+    worker whose record shows it reporting others' work worse as a rule: the candidates its runs
+    helped reject are judged again without them."""
     for worker, excess in weighed:
         step = excess - verdicts.REPORT_BIAS_DRIFT
         still_positive = Worker.report_bias + step > 0
@@ -428,9 +435,51 @@ def _weigh_reports(session: Session, weighed: Sequence[tuple[Worker, float]], wh
                 f" {worker.report_bias_checks} comparisons, the last {what}"
             )
             log.warning("worker %s quarantined: %s", worker.id, worker.quarantine_reason)
+            session.flush()
+            _reopen_rejections_resting_on(session, worker, now=now)
 
 
-def _record_spot_check(session: Session, track: Track, variant: Variant, run: Run) -> None:
+def _reopen_rejections_resting_on(session: Session, worker: Worker, *, now: datetime) -> None:
+    """Candidates a quarantined worker verified and that were rejected against their track's
+    current head are judged again: its runs no longer count (leases.verify_runs_against), and a
+    candidate that the other accounts' runs alone would not reject goes back to the verifiers'
+    queue, its wait restarted. A promotion its audit revoked stays revoked, and nobody's trust
+    moves. A candidate another result is deciding right now (its row locked) is left as it is."""
+    verified_by_worker = (
+        select(Run.variant_id)
+        .join(Lease, Lease.id == Run.lease_id)
+        .join(Track, Track.id == Lease.track_id)
+        .where(
+            Run.worker_id == worker.id,
+            Run.kind == LeaseKind.verify.value,
+            Lease.control_variant_id == Track.head_variant_id,
+        )
+    )
+    rejected = session.scalars(
+        select(Variant)
+        .where(
+            Variant.id.in_(verified_by_worker),
+            Variant.status == VariantStatus.rejected.value,
+            Variant.verified_at.is_(None),
+        )
+        .with_for_update(of=Variant, key_share=True, skip_locked=True)
+    ).all()
+    for candidate in rejected:
+        track = session.get(Track, candidate.track_id)
+        assert track is not None
+        _paired, verdict = current_verdict(session, track, candidate)
+        if verdict.decision is Decision.reject:
+            continue
+        candidate.status = VariantStatus.candidate.value
+        candidate.requeued_at = now
+        candidate.reason = (
+            f"re-opened: a verifier of its rejection, {worker.name}, was quarantined for reporting others' work"
+            f" worse; {verdict.reason or 'awaiting verification'}"
+        )
+        log.info("track %s: %s re-opened: %s", track.id, candidate.hash[:12], candidate.reason)
+
+
+def _record_spot_check(session: Session, track: Track, variant: Variant, run: Run, *, now: datetime) -> None:
     """Another account's paired re-run of a negative result, against the variant's parent: the
     reporter loses trust when the two differ far beyond noise (a hidden gain, or numbers reported
     without training), and a gain the reporter missed makes the variant a candidate after all."""
@@ -452,7 +501,7 @@ def _record_spot_check(session: Session, track: Track, variant: Variant, run: Ru
         weighed = [(reporter, verdicts.report_excess(0.0 - variant.claimed_gain, [measured], sigma))]
         if not hidden_gain:
             weighed.append((run.worker, verdicts.report_excess(measured, [0.0 - variant.claimed_gain], sigma)))
-        _weigh_reports(session, weighed, f"a spot check of {variant.hash[:12]}")
+        _weigh_reports(session, weighed, f"a spot check of {variant.hash[:12]}", now=now)
         if abs(gain - variant.claimed_gain) > limit:
             _mark_invalid(
                 reporter,

@@ -186,7 +186,7 @@ def record(coordinator: Coordinator, worker: Worker) -> tuple[float, int]:
         return row.report_bias, row.report_bias_checks
 
 
-def test_a_verifier_that_reports_others_work_worse_within_noise_is_quarantined_and_released_afresh(
+def test_a_verifier_that_reports_others_work_worse_within_noise_is_quarantined_and_its_rejections_reopened(
     coordinator: Coordinator, make_worker
 ) -> None:
     # Each run of the saboteur is 0.04 from the honest verifier's, inside the outlier limit
@@ -196,21 +196,33 @@ def test_a_verifier_that_reports_others_work_worse_within_noise_is_quarantined_a
     alice, bob, saboteur = make_worker("a1", "alice"), make_worker("b1", "bob"), make_worker("s1", "sab")
     calibrate(coordinator, [1.00, 1.00])
     step = 0.04 / (0.0125 * math.sqrt(2)) - 1.0
+    claims = []
     for n in range(1, 8):
-        claim = alice.run(alice.lease(), 0.98)  # claims a gain of 2σ
-        assert claim["variant_status"] == "candidate"
+        claims.append(alice.run(alice.lease(), 0.98)["variant_hash"])  # claims a gain of 2σ
         bob.run(bob.lease(), 0.98)  # measures the gain
-        assert saboteur.run(saboteur.lease(), 1.02)["variant_status"] == "rejected"  # reports a loss
+        sunk = saboteur.run(saboteur.lease(), 1.02)  # reports a loss
         assert record(coordinator, saboteur) == (pytest.approx(n * step), n)
         assert trust(coordinator, saboteur)[2] is (n == 7)
+        assert sunk["variant_status"] == ("candidate" if n == 7 else "rejected")
     assert record(coordinator, bob) == (0.0, 0)
-    assert trust(coordinator, alice)[1] == 0  # the author's claim was not refuted: it lost nothing
+    assert trust(coordinator, alice)[1] == 0  # the author's claims were not refuted: it lost nothing
     refused = saboteur.post("/v1/leases", {"track_id": TRACK})
     assert (refused.status_code, refused.json()["code"]) == (403, "worker_quarantined")
     assert refused.json()["message"] == (
         "this worker is quarantined: reports others' work worse than other accounts measure it: its record"
-        f" reached 8.8 (the bound is 8) over its last 7 comparisons, the last a verify run of {claim['variant_hash'][:12]}"
+        f" reached 8.8 (the bound is 8) over its last 7 comparisons, the last a verify run of {claims[-1][:12]}"
     )
+    # Its runs no longer count: every claim it helped reject waits for another account again.
+    for digest in claims:
+        detail = variant(coordinator, digest)
+        assert (detail["status"], detail["reason"]) == ("candidate", (
+            "re-opened: a verifier of its rejection, s1, was quarantined for reporting others' work worse;"
+            " awaiting 1 more verification(s) from other accounts"
+        ))  # fmt: skip
+    carol = make_worker("c1", "carol")
+    verify = carol.lease()
+    assert (verify["kind"], verify["variant"]["hash"] in claims) == ("verify", True)
+
     with coordinator.session() as session:
         release(session, worker_id=saboteur.worker_id)
         session.commit()
