@@ -405,7 +405,8 @@ def _weigh_verifiers(session: Session, candidate: Variant, *, sigma: float, now:
     since replaced were measurements of one thing too, and are weighed once, now."""
     rounds: dict[int | None, list[Run]] = {}
     for run in ok_runs(session, candidate, LeaseKind.verify):
-        rounds.setdefault(run.lease.control_variant_id, []).append(run)
+        if not run.worker.quarantined:  # as in the verdicts: a quarantined worker's runs no longer count
+            rounds.setdefault(run.lease.control_variant_id, []).append(run)
     weighed = []
     for runs in rounds.values():
         paired = _paired_runs(runs)
