@@ -180,6 +180,7 @@ class Simulation:
         response = await self._call(client, "POST", "/v1/leases", json={"track_id": TRACK}, headers=headers)
         if response.status_code == 403 and response.json().get("code") == "worker_quarantined":
             actor.quarantined_after = actor.runs
+            actor.quarantine_reason = response.json().get("message")
             return None
         response.raise_for_status()
         lease = response.json()["lease"]
@@ -336,7 +337,7 @@ def figures(sim: Simulation) -> dict[str, Any]:
             "quarantined": len(quarantined),
             "runs_before_quarantine": statistics.median(quarantined) if quarantined else None,
         }
-    honest_quarantined = sum(1 for a in sim.actors if a.kind == "honest" and a.quarantined_after is not None)
+    honest_quarantined = [a for a in sim.actors if a.kind == "honest" and a.quarantined_after is not None]
     latencies = sorted(tally.latencies)
 
     def percentile(q: float) -> float | None:
@@ -381,7 +382,8 @@ def figures(sim: Simulation) -> dict[str, Any]:
         "target": sim.target if args.landscape == "bowls" else None,
         "time_to_target": tally.time_to_target,
         "adversaries_caught": caught,
-        "honest_quarantined": honest_quarantined,
+        "honest_quarantined": len(honest_quarantined),
+        "honest_quarantine_reasons": [a.quarantine_reason for a in honest_quarantined],
         "latency_ms": {"p50": percentile(0.5), "p95": percentile(0.95), "p99": percentile(0.99)},
         "transport_errors": tally.transport_errors,
     }

@@ -61,6 +61,7 @@ class Actor:
     references: dict[str, float] = field(default_factory=dict)  # parent hash -> this machine's control score
     runs: int = 0  # leases reported
     quarantined_after: int | None = None
+    quarantine_reason: str | None = None  # as the coordinator told it
 
     def answer(self, lease: dict[str, Any], world: Landscape, noise: Noise, agent: OfflineAgent) -> Report:
         kind = lease["kind"]
