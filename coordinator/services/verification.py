@@ -496,13 +496,6 @@ def _record_spot_check(session: Session, track: Track, variant: Variant, run: Ru
     )
     reporter = variant.author
     if reporter is not None:
-        # Each side's record: the reporter's difference against the check's, and the other way round
-        # (unless the variant becomes a candidate: the check is then one of its verify runs, weighed
-        # with the others when it is decided).
-        weighed = [(reporter, verdicts.report_excess(0.0 - variant.claimed_gain, [measured], sigma))]
-        if not hidden_gain:
-            weighed.append((run.worker, verdicts.report_excess(measured, [0.0 - variant.claimed_gain], sigma)))
-        _weigh_reports(session, weighed, f"a spot check of {variant.hash[:12]}", now=now)
         if abs(gain - variant.claimed_gain) > limit:
             _mark_invalid(
                 reporter,
@@ -511,6 +504,13 @@ def _record_spot_check(session: Session, track: Track, variant: Variant, run: Ru
             )
         else:
             reporter.valid_streak += 1
+        # Each side's record: the reporter's difference against the check's, and the other way round
+        # (unless the variant becomes a candidate: the check is then one of its verify runs, weighed
+        # with the others when it is decided).
+        weighed = [(reporter, verdicts.report_excess(0.0 - variant.claimed_gain, [measured], sigma))]
+        if not hidden_gain:
+            weighed.append((run.worker, verdicts.report_excess(measured, [0.0 - variant.claimed_gain], sigma)))
+        _weigh_reports(session, weighed, f"a spot check of {variant.hash[:12]}", now=now)
     if hidden_gain:
         variant.status = VariantStatus.candidate.value
         variant.reason = f"a spot check measured a gain of {gain:.4f}; {awaiting_reason(track)}"
