@@ -104,10 +104,14 @@ class Verdict:
     counted_credited: bool = True  # each counted verifier earns a valid result when the candidate is decided
 
 
-def _claim_allowance(rules: Rules, n: int) -> float:
+def claim_allowance(*, tolerance: float, noise_sigma: float, verifiers: int) -> float:
     """How far the verifiers' mean gain over n runs may be from the claim: the claim is one paired
     run itself, so the two differ by noise of σ·√(1 + 1/n)."""
-    return max(rules.tolerance, CLAIM_REFUTED_SIGMAS * rules.noise_sigma * math.sqrt(1.0 + 1.0 / max(1, n)))
+    return max(tolerance, CLAIM_REFUTED_SIGMAS * noise_sigma * math.sqrt(1.0 + 1.0 / max(1, verifiers)))
+
+
+def _claim_allowance(rules: Rules, n: int) -> float:
+    return claim_allowance(tolerance=rules.tolerance, noise_sigma=rules.noise_sigma, verifiers=n)
 
 
 def log_likelihood_ratio(diffs: Sequence[float], sigma: float) -> float:
@@ -237,6 +241,13 @@ def audit_refutes(verified_gain: float, audits: Sequence[PairedRun], *, noise_si
     limit = OUTLIER_SIGMAS * noise_sigma * math.sqrt(1.0 + 1.0 / max(1, verifiers))
     return all(0.0 - run.diff < verified_gain - limit for run in votes)
 
+
+def hid_gain(claimed_gain: float | None, gain: float | None, *, noise_sigma: float, verifiers: int, tolerance: float) -> bool:
+    """Whether verifiers measured a gain far above what its reporter claimed (the mirror of a
+    refuted claim): a negative result that hid a find."""
+    if claimed_gain is None or gain is None:
+        return False
+    return gain - claimed_gain > claim_allowance(tolerance=tolerance, noise_sigma=noise_sigma, verifiers=verifiers)
 
 def _no_gain(gain: float | None, n: int, sigma: float) -> str:
     return f"no significant improvement: verifiers measured a gain of {gain:.4f} over {n} paired runs (σ {sigma:.4f})"

@@ -286,9 +286,18 @@ def _paired_runs(runs: Sequence[Run]) -> list[tuple[Run, PairedRun]]:
     return paired
 
 
+def found_by_spot_check(track: Track, candidate: Variant) -> bool:
+    """Whether a candidate's own claim falls short of the margin: it was reported as a negative
+    result, and a spot check found the gain."""
+    return not verdicts.is_candidate(candidate.claimed_gain, noise_sigma=track_sigma(track), margin_sigmas=track.claim_margin)
+
+
 def current_verdict(session: Session, track: Track, candidate: Variant) -> tuple[list[tuple[Run, PairedRun]], Verdict]:
-    """What the candidate's verify runs against the current head decide now, and those runs."""
+    """What the candidate's verify runs against the current head decide now, and those runs. A gain
+    a spot check found is judged without its reporter's claim: that claim is the one in question,
+    and verifiers measuring far more than it is what a hidden gain looks like."""
     paired = _paired_runs(verify_runs_against(session, candidate.id, track.head_variant_id))
+    claimed = None if found_by_spot_check(track, candidate) else candidate.claimed_gain
     rules = Rules(
         noise_sigma=track_sigma(track),
         quorum=track.quorum,
@@ -296,7 +305,7 @@ def current_verdict(session: Session, track: Track, candidate: Variant) -> tuple
         tolerance=track.tolerance,
         need_trusted=_track_has_trusted_verifier(session, track, candidate.author),
     )
-    return paired, verdicts.judge([p for _run, p in paired], claimed_gain=candidate.claimed_gain, rules=rules)
+    return paired, verdicts.judge([p for _run, p in paired], claimed_gain=claimed, rules=rules)
 
 
 def record_verification(session: Session, track: Track, candidate: Variant, run: Run, *, now: datetime) -> None:
@@ -363,6 +372,12 @@ def record_verification(session: Session, track: Track, candidate: Variant, run:
     if author is not None:
         if verdict.claim_refuted:
             _charge_refuted_claim(session, candidate, author, verdict.reason or "claim not reproduced")
+        elif verdict.decision is Decision.promote and found_by_spot_check(track, candidate):
+            hidden = verdicts.hid_gain(candidate.claimed_gain, verdict.gain, noise_sigma=track_sigma(track),
+                                       verifiers=len(verdict.counted), tolerance=track.tolerance)  # fmt: skip
+            if hidden:
+                _mark_invalid(author, f"hid a gain: reported {candidate.claimed_gain:.4f} for {candidate.hash[:12]},"
+                                      f" {len(verdict.counted)} verifiers measured {verdict.gain:.4f}")  # fmt: skip
         elif verdict.decision is Decision.promote:
             author.valid_streak += 1
     if verdict.decision is Decision.promote:
@@ -481,9 +496,11 @@ def _reopen_rejections_resting_on(session: Session, worker: Worker, *, now: date
 
 
 def _record_spot_check(session: Session, track: Track, variant: Variant, run: Run, *, now: datetime) -> None:
-    """Another account's paired re-run of a negative result, against the variant's parent: the
-    reporter loses trust when the two differ far beyond noise (a hidden gain, or numbers reported
-    without training), and a gain the reporter missed makes the variant a candidate after all."""
+    """Another account's paired re-run of a negative result, against the variant's parent. One
+    account's word costs nobody trust (a colluder could frame any reporter with it): the two runs
+    go into both workers' records of reporting worse, the reporter's streak grows when they agree,
+    and a gain the reporter missed makes the variant a candidate after all, whose verifiers decide
+    whether it was hidden (record_verification)."""
     variant.spot_check = False
     measured = paired_score(run)
     if run.status != RunStatus.ok.value or measured is None or variant.claimed_gain is None:
@@ -496,13 +513,7 @@ def _record_spot_check(session: Session, track: Track, variant: Variant, run: Ru
     )
     reporter = variant.author
     if reporter is not None:
-        if abs(gain - variant.claimed_gain) > limit:
-            _mark_invalid(
-                reporter,
-                f"spot check of {variant.hash[:12]}: reported a gain of {variant.claimed_gain:.4f}, another"
-                f" account measured {gain:.4f}",
-            )
-        else:
+        if abs(gain - variant.claimed_gain) <= limit:
             reporter.valid_streak += 1
         # Each side's record: the reporter's difference against the check's, and the other way round
         # (unless the variant becomes a candidate: the check is then one of its verify runs, weighed

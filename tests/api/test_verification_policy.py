@@ -262,8 +262,10 @@ class TestSpotChecks:
     def spot_check_rate(self) -> float:
         return 1.0
 
-    def test_a_hidden_gain_is_caught_and_becomes_a_candidate(self, coordinator: Coordinator, make_worker) -> None:
-        saboteur, bob = make_worker("s1", "saboteur"), make_worker("b1", "bob")
+    def test_a_hidden_gain_is_caught_becomes_a_candidate_and_once_verified_costs_its_hider_trust(
+        self, coordinator: Coordinator, make_worker
+    ) -> None:
+        saboteur, bob, carol = make_worker("s1", "saboteur"), make_worker("b1", "bob"), make_worker("c1", "carol")
         calibrate(coordinator, [1.00, 1.00])
         explore = saboteur.lease()
         hidden = saboteur.run(explore, 1.05)  # reports its find 0.05 worse than its parent
@@ -278,8 +280,20 @@ class TestSpotChecks:
         assert detail["reason"] == (
             "a spot check measured a gain of 0.1000; awaiting 2 verification(s) from other accounts"
         )
-        assert trust(coordinator, saboteur)[1] == 1
+        # One account's word costs nobody trust: a colluder could frame any reporter with it.
+        assert trust(coordinator, saboteur)[1:] == (0, False)
         assert trust(coordinator, bob)[1] == 0
+        # The quorum decides (the check, paired with the parent that is still the head, is one of
+        # its runs), judged without the hider's claim: verifiers measuring far more than a claim is
+        # what a hidden gain looks like. The promotion costs the hider a strike.
+        lease = carol.lease()
+        assert (lease["kind"], lease["variant"]["hash"]) == ("verify", hidden["variant_hash"])
+        assert carol.run(lease, 0.90)["variant_status"] == "verified"
+        assert coordinator.client.get(f"/v1/tracks/{TRACK}/head").json()["hash"] == hidden["variant_hash"]
+        assert trust(coordinator, saboteur)[1] == 1
+        with coordinator.session() as session:
+            row = session.get(WorkerRow, saboteur.worker_id)
+            assert row.report_bias == pytest.approx(3.0 - 1.0)  # and the check went into its record
 
     def test_a_consistent_negative_result_earns_its_reporter_trust(self, coordinator: Coordinator, make_worker) -> None:
         alice, bob = make_worker("a1", "alice"), make_worker("b1", "bob")
