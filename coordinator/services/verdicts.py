@@ -31,16 +31,18 @@ what is left has a standard deviation σ (the track's `noise_sigma`), pooled ove
 - **Reporting others' work worse.** A saboteur reports others' candidates worse than they are
   (within noise, one run at a time, if it is careful) and its own finds worse, to hide them. Each
   time others measured the same thing (the other consistent verifiers of a decided candidate, in
-  each round of it, one per head it was paired with; a spot check and the result it re-ran), how much worse this worker reported is its excess, in σ of
-  that comparison, clipped at REPORT_EXCESS_CLIP so that no single run (a load spike, an honest
-  run outvoted by colluders) weighs much. A CUSUM of the excesses (Page's test for a shift of
-  REPORT_BIAS_SHIFT) is the worker's record: it forgets what honest noise builds up and reaches
-  REPORT_BIAS_ALARM only for a worker that reports worse as a rule (after about five comparisons
-  for one 5σ worse, about eight for one 3σ worse; of 2,000 honest workers over 300 comparisons each,
-  none without colluders beside them, and 0.2% when two colluders outvote them in 3% of their
-  comparisons). Only this side is tested: a worker beside a saboteur looks better than its
-  peers through no fault of its own, and confirmations that are too good are the claim and audit
-  checks' job.
+  each round of it, one per head it was paired with; a spot check and the result it re-ran), how
+  much worse this worker reported is its excess, in σ of that comparison, clipped at
+  REPORT_EXCESS_CLIP so that no single run (a load spike, an honest run outvoted by colluders)
+  weighs much. A CUSUM of the excesses (Page's test for a shift of REPORT_BIAS_SHIFT) is the
+  worker's record: it forgets what honest noise builds up and reaches REPORT_BIAS_ALARM only for
+  a worker that reports worse as a rule (after about five comparisons for one 5σ worse, about
+  eight for one 3σ worse; of 2,000 honest workers over 300 comparisons each, none without
+  colluders beside them, and 0.2% when two colluders outvote them in 3% of their comparisons).
+  Only this side is tested: a worker beside a saboteur looks better than its peers through no
+  fault of its own, and confirmations that are too good are the claim and audit checks' job. A
+  gain a spot check found is judged without its reporter's claim, and `hid_gain` says whether its
+  verifiers' measurement makes that claim a hidden find.
 """
 
 from __future__ import annotations
@@ -249,6 +251,7 @@ def hid_gain(claimed_gain: float | None, gain: float | None, *, noise_sigma: flo
         return False
     return gain - claimed_gain > claim_allowance(tolerance=tolerance, noise_sigma=noise_sigma, verifiers=verifiers)
 
+
 def _no_gain(gain: float | None, n: int, sigma: float) -> str:
     return f"no significant improvement: verifiers measured a gain of {gain:.4f} over {n} paired runs (σ {sigma:.4f})"
 
@@ -290,7 +293,7 @@ def report_excess(report: float, others: Sequence[float], sigma: float) -> float
 def report_comparisons(runs: Sequence[PairedRun], sigma: float) -> list[tuple[PairedRun, float]]:
     """Each account's run in one round of verification (one candidate paired with one head)
     against the other accounts' consistent runs (as the decision splits them): (run, excess).
-    None while the round has no consistent majority to compare with."""
+    Empty while the round has no consistent majority to compare with."""
     votes = one_vote_per_account(runs)
     split = _split_outliers(votes, sigma)
     if split is None:
@@ -302,6 +305,7 @@ def report_comparisons(runs: Sequence[PairedRun], sigma: float) -> list[tuple[Pa
         if others:
             compared.append((vote, report_excess(vote.diff, others, sigma)))
     return compared
+
 
 def next_report_bias(bias: float, excess: float) -> float:
     """A worker's record after one more comparison: Page's CUSUM, never below zero.
