@@ -16,6 +16,7 @@ from coordinator.services.verdicts import (
     Decision,
     PairedRun,
     Rules,
+    hid_gain,
     is_candidate,
     judge,
     log_likelihood_ratio,
@@ -199,6 +200,17 @@ def test_a_claim_becomes_a_candidate_only_beyond_its_margin() -> None:
     assert not is_candidate(0.010, noise_sigma=SIGMA, margin_sigmas=1.0)
     assert not is_candidate(None, noise_sigma=SIGMA, margin_sigmas=1.0)
     assert not is_candidate(math.nan, noise_sigma=SIGMA, margin_sigmas=1.0)
+
+
+def test_a_negative_result_hid_a_gain_when_its_verifiers_measured_far_more_than_it_claimed() -> None:
+    # The allowance is the refuted claim's, mirrored: 3.5σ·√(1 + 1/n), at least the tolerance.
+    allowance = 3.5 * SIGMA * math.sqrt(1.5)
+    assert hid_gain(-0.05, 0.10, noise_sigma=SIGMA, verifiers=2, tolerance=0.02)
+    assert hid_gain(-0.01, -0.01 + allowance + 1e-9, noise_sigma=SIGMA, verifiers=2, tolerance=0.02)
+    assert not hid_gain(-0.01, -0.01 + allowance - 1e-9, noise_sigma=SIGMA, verifiers=2, tolerance=0.02)
+    assert not hid_gain(-0.01, 0.03, noise_sigma=SIGMA, verifiers=2, tolerance=0.05)  # within the tolerance
+    assert not hid_gain(None, 0.10, noise_sigma=SIGMA, verifiers=2, tolerance=0.02)
+    assert not hid_gain(-0.05, None, noise_sigma=SIGMA, verifiers=2, tolerance=0.02)
 
 
 def test_sigma_is_pooled_from_the_tracks_history_with_the_configured_value_as_prior() -> None:
