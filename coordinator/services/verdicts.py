@@ -24,7 +24,8 @@ what is left has a standard deviation σ (the track's `noise_sigma`), pooled ove
   anchor makes a set-aside run cost its worker trust: two colluding accounts outvote one honest
   verifier, and nobody can tell from the numbers alone which side lied. (A promotion such a
   majority forced is settled by its audit, which blames the verifiers it refutes.) A claim far above what the
-  verifiers measured (CLAIM_REFUTED_SIGMAS) costs its author trust; verifiers that measured far
+  verifiers measured (CLAIM_REFUTED_SIGMAS) costs its author trust
+  when it holds without the verifier that measured it worst; verifiers that measured far
   more than the author claimed (over twice, and beyond noise) are not believed either: more
   verifiers are asked, and that consensus earns nobody trust. An honest claim that merely fails
   the test costs nobody anything.
@@ -103,6 +104,9 @@ class Verdict:
     awaiting: int  # verifications still needed before the next decision can be taken
     reason: str | None
     outliers_blamed: bool = False  # set aside against trusted runs: each costs its worker trust
+    # The claim is refuted even without the counted run that refutes it most: one account's word
+    # (a saboteur's run inside noise, say) sinks a claim but does not cost its author trust.
+    claim_blamed: bool = False
     counted_credited: bool = True  # each counted verifier earns a valid result when the candidate is decided
 
 
@@ -180,7 +184,7 @@ def judge(runs: Sequence[PairedRun], *, claimed_gain: float | None, rules: Rules
     gain = 0.0 - statistics.fmean(run.diff for run in counted) if counted else None  # never -0.0
 
     def verdict(decision: Decision, awaiting: int, reason: str | None, *, credited: bool = True) -> Verdict:
-        refuted = False
+        refuted = blamed = False
         if decision is not Decision.wait and claimed_gain is not None and gain is not None:
             allowed = _claim_allowance(rules, n)
             refuted = claimed_gain - gain > allowed
@@ -189,9 +193,11 @@ def judge(runs: Sequence[PairedRun], *, claimed_gain: float | None, rules: Rules
                     f"claim not reproduced: claimed a gain of {claimed_gain:.4f}, verifiers measured"
                     f" {gain:.4f} (allowed shortfall {allowed:.4f})"
                 )
+                blamed = n < 2 or _refuted_without_the_worst(counted, claimed_gain, rules)
         return Verdict(
             decision, gain, tuple(counted), tuple(outliers), refuted, awaiting, reason,
             outliers_blamed=anchored and decision is not Decision.wait, counted_credited=credited,
+            claim_blamed=blamed,
         )  # fmt: skip
 
     evidence = log_likelihood_ratio([run.diff for run in counted], sigma) if counted else 0.0
@@ -231,6 +237,13 @@ def judge(runs: Sequence[PairedRun], *, claimed_gain: float | None, rules: Rules
             f"not significant after {n} paired runs: a gain of {gain:.4f} (σ {sigma:.4f})",
         )
     return verdict(Decision.wait, 1, f"undecided after {n} paired runs (gain {gain:.4f}); one more is needed")
+
+
+def _refuted_without_the_worst(counted: Sequence[PairedRun], claimed_gain: float, rules: Rules) -> bool:
+    """Whether the counted runs less the one that measured the candidate worst still refute the claim."""
+    kept = sorted(run.diff for run in counted)[:-1]
+    gain = 0.0 - statistics.fmean(kept)
+    return claimed_gain - gain > _claim_allowance(rules, len(kept))
 
 
 def audit_refutes(verified_gain: float, audits: Sequence[PairedRun], *, noise_sigma: float, verifiers: int) -> bool:

@@ -218,9 +218,10 @@ def _mark_invalid(worker: Worker, reason: str) -> None:
         log.warning("worker %s quarantined: %s", worker.id, worker.quarantine_reason)
 
 
-def _charge_refuted_claim(session: Session, candidate: Variant, author: Worker, reason: str) -> None:
-    """The author of a refuted claim loses trust, once per measurement of the parent the claim
-    rests on. An explore reuses its worker's paired measurement of the parent (same seed) for up to
+def _charge_refuted_claim(session: Session, candidate: Variant, author: Worker, reason: str, *, strike: bool) -> None:
+    """The author of a refuted claim loses trust (when `strike`: the verifiers refute it even
+    without the one that measured it worst), once per measurement of the parent the claim rests
+    on. An explore reuses its worker's paired measurement of the parent (same seed) for up to
     REFERENCE_USES explores, so a parent measured while the machine was busy makes every claim
     against it look like a gain: those refutations are one fault, not several, and after the first
     the measurement is not reused (leases.explore_reference). A worker that lies pays each time,
@@ -236,7 +237,7 @@ def _charge_refuted_claim(session: Session, candidate: Variant, author: Worker, 
         .limit(1)
     ).first() is not None
     candidate.claim_refuted = True
-    if not already:
+    if strike and not already:
         _mark_invalid(author, reason)
     if seed is not None:
         _withdraw_claims_resting_on(session, candidate, author, seed)
@@ -371,7 +372,9 @@ def record_verification(session: Session, track: Track, candidate: Variant, run:
     _pool_noise(session, track, [p.diff for p in verdict.counted])
     if author is not None:
         if verdict.claim_refuted:
-            _charge_refuted_claim(session, candidate, author, verdict.reason or "claim not reproduced")
+            _charge_refuted_claim(
+                session, candidate, author, verdict.reason or "claim not reproduced", strike=verdict.claim_blamed
+            )
         elif verdict.decision is Decision.promote and found_by_spot_check(track, candidate):
             hidden = verdicts.hid_gain(candidate.claimed_gain, verdict.gain, noise_sigma=track_sigma(track),
                                        verifiers=len(verdict.counted), tolerance=track.tolerance)  # fmt: skip

@@ -202,6 +202,18 @@ def test_a_claim_becomes_a_candidate_only_beyond_its_margin() -> None:
     assert not is_candidate(math.nan, noise_sigma=SIGMA, margin_sigmas=1.0)
 
 
+def test_a_claim_one_verifier_sinks_is_refuted_but_costs_its_author_nothing() -> None:
+    # An honest claim of 0.05; one verifier measures 0.02 of it, another reports 0.025 worse than
+    # the head, inside the outlier limit (0.0495). Together they refute the claim (0.0525 short,
+    # allowed 0.0429), but without the worse run the other alone does not (0.03 short, allowed
+    # 0.0495): the candidate is rejected and its author keeps its trust.
+    verdict = judge([run(1, -0.02), run(2, 0.025)], claimed_gain=0.05, rules=RULES)
+    assert (verdict.decision, verdict.claim_refuted, verdict.claim_blamed) == (Decision.reject, True, False)
+    # A liar's claim is refuted by any one honest verifier: it pays.
+    verdict = judge([run(1, 0.0), run(2, 0.001)], claimed_gain=0.30, rules=RULES)
+    assert (verdict.decision, verdict.claim_refuted, verdict.claim_blamed) == (Decision.reject, True, True)
+
+
 def test_a_negative_result_hid_a_gain_when_its_verifiers_measured_far_more_than_it_claimed() -> None:
     # The allowance is the refuted claim's, mirrored: 3.5σ·√(1 + 1/n), at least the tolerance.
     allowance = 3.5 * SIGMA * math.sqrt(1.5)
