@@ -368,8 +368,12 @@ def main(argv: list[str] | None = None) -> int:
                 seed=args.seed,
             )
         except Exception as exc:  # report the other run even if this one fails (OOM, compile error)
+            # The end of the message: a compiler's error names its cause last, after the traceback.
+            message = " ".join(str(exc).split())
             run = RunResult(
-                use_triton_kernels=use_triton_kernels, compiled=compile_model, error=repr(exc)[:300]
+                use_triton_kernels=use_triton_kernels,
+                compiled=compile_model,
+                error=f"{type(exc).__name__}: {message if len(message) <= 600 else '...' + message[-600:]}",
             )
         if run.tokens_per_s is not None and device.type == "cuda":
             run.mfu = run.tokens_per_s * per_token / (args.peak_tflops * 1e12)

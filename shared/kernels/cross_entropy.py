@@ -54,6 +54,9 @@ def _softcapped_lse_forward_kernel(
 ):
     row = tl.program_id(0)
     row_ptr = logits_ptr + tl.cast(row, tl.int64) * n_cols
+    # A float argument is fp32 from a plain launch but fp64 when torch.compile launches the kernel
+    # from its graph, which would widen the loop-carried values below: fix its type here.
+    softcap = tl.cast(softcap, tl.float32)
     running_max = tl.full((), float("-inf"), tl.float32)
     running_sum = tl.full((), 0.0, tl.float32)
     for start in range(0, n_cols, BLOCK):
@@ -92,6 +95,7 @@ def _softcapped_grad_logits_kernel(
 ):
     # Overwrites the row's logits with d loss / d logits.
     row = tl.program_id(0)
+    softcap = tl.cast(softcap, tl.float32)  # fp64 when launched from a torch.compile graph (see above)
     row_ptr = logits_ptr + tl.cast(row, tl.int64) * n_cols
     target = tl.load(targets_ptr + row)
     lse = tl.load(lse_ptr + row)

@@ -38,6 +38,7 @@ def _rms_norm_forward_kernel(
     BLOCK_ROWS: tl.constexpr,
     BLOCK_COLS: tl.constexpr,
 ):
+    eps = tl.cast(eps, tl.float32)  # fp64 when launched from a torch.compile graph: keep the math fp32
     rows = tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
     cols = tl.arange(0, BLOCK_COLS)
     row_mask = rows < n_rows
