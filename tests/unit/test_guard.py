@@ -23,7 +23,7 @@ from worker.execution.sandbox import PROJECT_ROOT
 
 # Runs before the variant: `tools` hands it the modules it may not import itself.
 PRELUDE = """
-import ctypes, dataclasses, errno, gc, importlib.util, json, os, socket, subprocess, sys, threading
+import ctypes, dataclasses, errno, gc, importlib.util, json, os, shutil, socket, subprocess, sys, threading
 from pathlib import Path
 
 from worker.execution.guard import GuardConfig, GuardRefusal, _load_seccomp, install, readable_for_run
@@ -46,6 +46,10 @@ def attempt(action):
 if MODE == "guard":
     state = install(GuardConfig(variant_path=VARIANT, scratch=Path.cwd(), readable=readable_for_run([]),
                                 seccomp=False, events_fd=events_write))
+elif MODE == "guard-toolchain":  # as on CUDA, with `true` standing in for ptxas
+    state = install(GuardConfig(variant_path=VARIANT, scratch=Path.cwd(), readable=readable_for_run([]),
+                                toolchain=(Path(shutil.which("true")).resolve(),), seccomp=False,
+                                events_fd=events_write))
 elif MODE == "seccomp-only":
     state = _load_seccomp(allow_processes=False)
     assert state == "active", state
@@ -58,7 +62,7 @@ variant = importlib.util.module_from_spec(spec)
 sys.modules["train"] = variant
 spec.loader.exec_module(variant)
 tools = dict(attempt=attempt, os=os, sys=sys, gc=gc, socket=socket, subprocess=subprocess, ctypes=ctypes,
-             threading=threading, dataclasses=dataclasses, outside=Path(sys.argv[3]))
+             threading=threading, dataclasses=dataclasses, outside=Path(sys.argv[3]), true=shutil.which("true"))
 result = variant.probe(tools)
 os.close(events_write)
 result["events"] = os.read(events_read, 1 << 16).decode().splitlines()
@@ -66,8 +70,9 @@ print(json.dumps(result))
 """
 
 
-def guarded(tmp_path: Path, variant: str, *, mode: str = "guard") -> dict[str, Any]:
-    """Run `variant`'s probe(tools) under the guard (or the seccomp filter alone) and return its answers."""
+def guarded(tmp_path: Path, variant: str, *, mode: str = "guard", stderr: bool = False) -> dict[str, Any]:
+    """Run `variant`'s probe(tools) under the guard (or the seccomp filter alone) and return its answers
+    (with what the process wrote to stderr, when asked)."""
     scratch = tmp_path / "scratch"
     scratch.mkdir(exist_ok=True)
     (tmp_path / "outside").mkdir(exist_ok=True)
@@ -83,6 +88,8 @@ def guarded(tmp_path: Path, variant: str, *, mode: str = "guard") -> dict[str, A
     )
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
+    if stderr:
+        result["stderr"] = done.stderr
     return result
 
 
@@ -141,7 +148,9 @@ def test_the_seccomp_filter_alone_refuses_new_processes_and_sockets_but_not_thre
     }
 
 
-def test_the_seccomp_filter_for_a_cuda_toolchain_allows_processes_but_still_no_sockets(tmp_path: Path) -> None:
+def test_the_seccomp_filter_for_a_cuda_toolchain_allows_processes_but_still_no_sockets(
+    tmp_path: Path,
+) -> None:
     result = guarded(
         tmp_path,
         """
@@ -156,6 +165,75 @@ def test_the_seccomp_filter_for_a_cuda_toolchain_allows_processes_but_still_no_s
     )
 
     assert (result["subprocess"], result["socket"]) == ("ok", "PermissionError:EPERM")
+
+
+def test_a_toolchain_program_runs_by_name_only_where_the_childs_path_finds_the_real_one(
+    tmp_path: Path,
+) -> None:
+    result = guarded(
+        tmp_path,
+        """
+        def probe(tools):
+            attempt, os, run = tools["attempt"], tools["os"], tools["subprocess"].run
+            # A `true` of the variant's own, in scratch, first on the PATH it hands the child.
+            os.mkdir("bin")
+            with open("bin/true", "w") as handle:
+                handle.write("#!/bin/sh\\nexit 0\\n")
+            os.chmod("bin/true", 0o755)
+            decoy_first = {"PATH": os.getcwd() + "/bin:" + os.environ["PATH"]}
+            return {
+                "by_name": attempt(lambda: run(["true"], check=True)),
+                "by_path": attempt(lambda: run([tools["true"]], check=True)),
+                # close_fds=False: subprocess starts it with os.posix_spawn, a second audit event.
+                "spawned": attempt(lambda: run([tools["true"]], check=True, close_fds=False)),
+                "decoy_spawned": attempt(lambda: run([os.getcwd() + "/bin/true"], close_fds=False)),
+                "decoy_by_name": attempt(lambda: run(["true"], env=decoy_first)),
+                "decoy_by_path": attempt(lambda: run([os.getcwd() + "/bin/true"])),
+                "not_on_the_path": attempt(lambda: run(["no-such-program"])),
+                "another_program": attempt(lambda: run(["false"])),
+                # How Inductor and Triton run their compilers: streams to /dev/null.
+                "quiet": attempt(lambda: run(["true"], check=True, stdin=-3, stdout=-3, stderr=-3)),
+            }
+        """,
+        mode="guard-toolchain",
+    )
+
+    assert {k: v for k, v in result.items() if k != "events"} == {
+        "by_name": "ok",
+        "by_path": "ok",
+        "spawned": "ok",
+        "decoy_spawned": "guard_process",
+        "decoy_by_name": "guard_process",
+        "decoy_by_path": "guard_process",
+        "not_on_the_path": "guard_process",
+        "another_program": "guard_process",
+        "quiet": "ok",
+    }
+
+
+def test_a_refusal_names_what_it_refused_in_the_runs_own_log(tmp_path: Path) -> None:
+    result = guarded(
+        tmp_path,
+        """
+        def probe(tools):
+            attempt = tools["attempt"]
+            boot = attempt(lambda: open("/proc/sys/kernel/random/boot_id").read())
+            return {"boot_id": boot, "escapes": attempt(lambda: open(tools["outside"] / "\\x1b[2Jsecret"))}
+        """,
+        stderr=True,
+    )
+
+    # Inductor reads the boot id for its cache keys: a run may.
+    assert (result["boot_id"], result["escapes"]) == ("ok", "guard_file")
+    # The path is in the log, escaped (no terminal control from a variant-chosen name); the
+    # supervisor's reason stays the code's own wording.
+    assert result["stderr"].splitlines() == [
+        "the run-time guard refused reading a file this run does not need: "
+        + ascii(str(tmp_path / "outside" / "\x1b[2Jsecret"))
+    ]
+    assert [json.loads(line)["reason"] for line in result["events"]] == [
+        "the run-time guard refused reading a file this run does not need"
+    ]
 
 
 def test_files_are_written_only_in_scratch_and_read_only_on_the_runs_paths(tmp_path: Path) -> None:

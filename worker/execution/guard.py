@@ -114,7 +114,11 @@ SYSTEM_READABLE = (
     "/sys/devices/system/cpu", "/sys/fs/cgroup", "/dev/null", "/dev/urandom", "/dev/random",
     "/usr/lib", "/usr/lib64", "/usr/share", "/usr/local/lib", "/lib", "/lib64",
     "/etc/localtime", "/etc/ld.so.cache", "/etc/os-release",
+    "/proc/sys/kernel/random/boot_id",  # Inductor keys its caches by boot
 )  # fmt: skip
+# Files any run may open for writing: subprocess opens /dev/null read-write for a child's
+# DEVNULL streams (Inductor's and Triton's compiler calls).
+SYSTEM_WRITABLE = ("/dev/null",)
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 
@@ -233,6 +237,7 @@ def _make_hook(config: GuardConfig, state: GuardState) -> Callable[[str, tuple[A
     variant = str(config.variant_path.resolve())
     scratch = _prefix(config.scratch)
     readable = (*(_prefix(p) for p in (*config.readable, *map(Path, SYSTEM_READABLE))), scratch)
+    writable = (scratch, *(_prefix(p) for p in SYSTEM_WRITABLE))
     toolchain = frozenset(str(p.resolve()) for p in config.toolchain)
     strict_native = not config.toolchain
     events_fd = config.events_fd
@@ -242,6 +247,7 @@ def _make_hook(config: GuardConfig, state: GuardState) -> Callable[[str, tuple[A
     getframe = sys._getframe
     write = os.write
     fsdecode, abspath, realpath = os.fsdecode, os.path.abspath, os.path.realpath
+    get_exec_path, isfile, access = os.get_exec_path, os.path.isfile, os.access
     this_file = __file__
 
     def path_of(value: object) -> str | None:
@@ -251,6 +257,20 @@ def _make_hook(config: GuardConfig, state: GuardState) -> Callable[[str, tuple[A
             return abspath(fsdecode(value))  # type: ignore[arg-type]
         except TypeError:
             return None
+
+    def program_of(executable: object, env: object) -> str | None:
+        """The file a process start would run, resolved as exec resolves it: a bare name through
+        the PATH of the environment the child gets."""
+        if not isinstance(executable, bytes | str | os.PathLike):
+            return None
+        name = fsdecode(executable)
+        if os.sep in name:
+            return realpath(name)
+        for folder in get_exec_path(env if isinstance(env, dict) else None):
+            candidate = os.path.join(folder, name)
+            if isfile(candidate) and access(candidate, os.X_OK):
+                return realpath(candidate)
+        return None
 
     def under(path: str, roots: tuple[str, ...]) -> bool:
         return any((path + os.sep).startswith(root) for root in roots)
@@ -263,7 +283,7 @@ def _make_hook(config: GuardConfig, state: GuardState) -> Callable[[str, tuple[A
 
     def judge(event: str, args: tuple[Any, ...]) -> tuple[str, ...] | None:
         """(code, reason[, detail]): the reason is fixed text for the supervisor and the report,
-        the detail (a path) goes only into the exception, which stays in the run's local log."""
+        the detail (a path, a program) goes only into the exception and the run's local log."""
         if event == "open":
             path, mode, flags = ((*tuple(args), None, None, None))[:3]
             full = path_of(path)
@@ -275,10 +295,12 @@ def _make_hook(config: GuardConfig, state: GuardState) -> Callable[[str, tuple[A
             if writing:
                 return (
                     None
-                    if under(full, (scratch,))
-                    else (GUARD_FILE, "writing a file outside the scratch folder")
+                    if under(full, writable)
+                    else (GUARD_FILE, "writing a file outside the scratch folder", full)
                 )
-            return None if under(full, readable) else (GUARD_FILE, "reading a file this run does not need")
+            return (
+                None if under(full, readable) else (GUARD_FILE, "reading a file this run does not need", full)
+            )
         if event in FILE_CHANGE_EVENTS:
             targets = (
                 [path_of(a) for a in args[:2]]
@@ -296,16 +318,15 @@ def _make_hook(config: GuardConfig, state: GuardState) -> Callable[[str, tuple[A
                 else (GUARD_FILE, "listing a folder this run does not need", full)
             )
         if event in PROCESS_EVENTS:
-            if (
-                event == "subprocess.Popen"
-                and toolchain
-                and args
-                and isinstance(args[0], bytes | str | os.PathLike)
-                and realpath(fsdecode(args[0])) in toolchain
-                and not from_variant()
-            ):
-                return None
-            return GUARD_PROCESS, f"starting a process ({event})"
+            # subprocess.Popen(executable, args, cwd, env), then, when subprocess takes that road,
+            # os.posix_spawn(path, argv, env): both name the program the child will run.
+            if event in ("subprocess.Popen", "os.posix_spawn") and toolchain and not from_variant():
+                env_at = 3 if event == "subprocess.Popen" else 2
+                env = args[env_at] if len(args) > env_at else None
+                program = program_of(args[0] if args else None, env)
+                if program is not None and program in toolchain:
+                    return None
+            return GUARD_PROCESS, f"starting a process ({event})", repr(args[0] if args else None)
         if event in NETWORK_EVENTS:
             return GUARD_NETWORK, f"a network connection ({event})"
         if event in NATIVE_EVENTS and (strict_native or from_variant()):
@@ -331,6 +352,11 @@ def _make_hook(config: GuardConfig, state: GuardState) -> Callable[[str, tuple[A
         state.refusals += 1
         if state.first_refusal is None:
             state.first_refusal = refusal
+            # The run's own log (stderr) says what was refused, for the volunteer or a maintainer
+            # to read: the supervisor may end the run before the exception is printed. ascii():
+            # a variant-chosen path carries no terminal escapes into anyone's terminal.
+            with contextlib.suppress(OSError):
+                write(2, f"the run-time guard refused {reason}{f': {detail!a}' if detail else ''}\n".encode())
             if events_fd is not None:
                 line = json.dumps(
                     {"event": "guard", "code": code, "reason": f"the run-time guard refused {reason}"}

@@ -322,17 +322,20 @@ def _guard_self_test() -> tuple[str, str]:
 
 
 def _cuda_toolchain() -> tuple[Path, ...]:
-    """Programs Triton starts on CUDA: its bundled ptxas, the C compiler for kernel launchers, and
-    ldconfig, which it asks where libcuda lives."""
+    """Programs Triton and Inductor start on CUDA: a ptxas (Triton's bundled one, or torch's, which
+    torch builds for new GPUs point Triton at), the C compiler for kernel launchers, ldconfig, which
+    Triton asks where libcuda lives, `file`, which `platform.architecture()` runs for Triton's cache
+    key, and nvcc, whose version Inductor's error reports quote."""
     import importlib.util
 
     found: list[Path] = []
-    spec = importlib.util.find_spec("triton")
-    if spec is not None and spec.origin is not None:
-        ptxas = Path(spec.origin).parent / "backends" / "nvidia" / "bin" / "ptxas"
-        if ptxas.is_file():
-            found.append(ptxas.resolve())
-    for name in (os.environ.get("CC"), "cc", "gcc", "clang", "ldconfig", "/sbin/ldconfig"):
+    for package, ptxas in (("triton", ("backends", "nvidia", "bin", "ptxas")), ("torch", ("bin", "ptxas"))):
+        spec = importlib.util.find_spec(package)
+        if spec is not None and spec.origin is not None:
+            path = Path(spec.origin).parent.joinpath(*ptxas)
+            if path.is_file():
+                found.append(path.resolve())
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang", "ldconfig", "/sbin/ldconfig", "file", "nvcc"):
         path = shutil.which(name) if name else None
         if path:
             found.append(Path(path).resolve())
