@@ -13,6 +13,7 @@ import json
 import math
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -39,6 +40,7 @@ from worker.execution.sandbox import (
     SandboxConfig,
     SandboxReport,
     _add_base_mounts,
+    _cuda_toolchain,
     _Mounts,
 )
 
@@ -632,3 +634,22 @@ def test_missing_train_data_is_a_setup_failure_not_a_sandbox_failure(
     assert (result.layer, result.code) == ("harness", "harness_setup_failed")
     assert result.reason is not None
     assert result.reason.startswith("the run could not start: cannot read the track's train shards: ")
+
+
+def test_the_cuda_toolchain_names_each_program_once_by_the_path_exec_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A compiler reached through a link, first on the PATH: the guard compares resolved paths.
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "cc").symlink_to(shutil.which("true") or "/bin/true")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+
+    toolchain = _cuda_toolchain()
+
+    assert len(set(toolchain)) == len(toolchain)
+    assert all(path == path.resolve() and os.access(path, os.X_OK) for path in toolchain)
+    assert Path(shutil.which("true") or "/bin/true").resolve() in toolchain
+    assert (tmp_path / "bin" / "cc") not in toolchain  # the link itself is never what runs
+    for program in ("ldconfig", "file"):
+        if shutil.which(program):
+            assert Path(shutil.which(program) or "").resolve() in toolchain

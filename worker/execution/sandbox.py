@@ -332,9 +332,9 @@ def _cuda_toolchain() -> tuple[Path, ...]:
     for package, ptxas in (("triton", ("backends", "nvidia", "bin", "ptxas")), ("torch", ("bin", "ptxas"))):
         spec = importlib.util.find_spec(package)
         if spec is not None and spec.origin is not None:
-            path = Path(spec.origin).parent.joinpath(*ptxas)
-            if path.is_file():
-                found.append(path.resolve())
+            bundled = Path(spec.origin).parent.joinpath(*ptxas)
+            if bundled.is_file():
+                found.append(bundled.resolve())
     for name in (os.environ.get("CC"), "cc", "gcc", "clang", "ldconfig", "/sbin/ldconfig", "file", "nvcc"):
         path = shutil.which(name) if name else None
         if path:
