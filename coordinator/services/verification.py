@@ -491,6 +491,9 @@ def _reopen_rejections_resting_on(session: Session, worker: Worker, *, now: date
             continue
         candidate.status = VariantStatus.candidate.value
         candidate.requeued_at = now
+        # No longer refuted: the author's measurement of the parent may be reused again, and a later
+        # refuted claim on it is the author's first fault there, not a repeat.
+        candidate.claim_refuted = False
         candidate.reason = (
             f"re-opened: a verifier of its rejection, {worker.name}, was quarantined for reporting others' work"
             f" worse; {verdict.reason or 'awaiting verification'}"

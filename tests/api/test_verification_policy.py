@@ -180,6 +180,13 @@ def test_a_quarantined_worker_is_told_why_and_a_release_lets_it_work_again(
     assert trust(coordinator, alice) == (0, 0, False)
 
 
+def refuted(coordinator: Coordinator, digests: list[str]) -> list[bool]:
+    """Each variant's `claim_refuted` flag, in the order given."""
+    with coordinator.session() as session:
+        flags = dict(session.execute(select(Variant.hash, Variant.claim_refuted).where(Variant.hash.in_(digests))).all())
+    return [flags[digest] for digest in digests]
+
+
 def record(coordinator: Coordinator, worker: Worker) -> tuple[float, int]:
     with coordinator.session() as session:
         row = session.get(WorkerRow, worker.worker_id)
@@ -204,6 +211,12 @@ def test_a_verifier_that_reports_others_work_worse_within_noise_is_quarantined_a
         assert record(coordinator, saboteur) == (pytest.approx(n * step), n)
         assert trust(coordinator, saboteur)[2] is (n == 7)
         assert sunk["variant_status"] == ("candidate" if n == 7 else "rejected")
+        if n == 1:
+            # Inside the allowance, these claims are not refuted; mark the first as a saboteur's
+            # larger excess would have, to see the re-opening clear it.
+            with coordinator.session() as session:
+                session.scalars(select(Variant).where(Variant.hash == claims[0])).one().claim_refuted = True
+                session.commit()
     assert record(coordinator, bob) == (0.0, 0)
     assert trust(coordinator, alice)[1] == 0  # the author's claims were not refuted: it lost nothing
     refused = saboteur.post("/v1/leases", {"track_id": TRACK})
@@ -219,6 +232,7 @@ def test_a_verifier_that_reports_others_work_worse_within_noise_is_quarantined_a
             "re-opened: a verifier of its rejection, s1, was quarantined for reporting others' work worse;"
             " awaiting 1 more verification(s) from other accounts"
         ))  # fmt: skip
+    assert refuted(coordinator, claims) == [False] * 7  # no longer refuted: the measurement may be reused
     carol = make_worker("c1", "carol")
     verify = carol.lease()
     assert (verify["kind"], verify["variant"]["hash"] in claims) == ("verify", True)
