@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The prepared GPU check: one command, about 8 minutes on one H100/H200, for a machine that has
+# The prepared GPU check: one command, about 10 minutes on one H100/H200, for a machine that has
 # torch, triton and numpy (no web stack, no pytest needed). Everything it prints is saved under
 # OUT_DIR, one log per step, with a summary of each step's exit status and seconds.
 #
@@ -15,6 +15,9 @@
 #                     memory with our kernels off (plain torch.compile) and on, from the same start
 #   worker_run        bench/gpu_track_run.py: baseline/train.py through the worker's execution
 #                     (sandbox, guard, scorer, replica, the GPU bound in) on a synthetic GPU track
+#   worker_run_kernels_off, small_vocab_launch_blocking (GPU only)
+#                     the same run with our Triton kernels off, and the model alone at that track's
+#                     vocabulary (512) with CUDA_LAUNCH_BLOCKING=1: where a crash on it comes from
 #   doctor            `worker doctor` where the worker's CLI imports; otherwise the sandbox and
 #                     guard layers from worker.execution, which needs only torch
 #
@@ -62,6 +65,14 @@ else
     step kernels 90 "$PY" bench/kernels.py --device cuda --json
     step train_throughput 150 "$PY" bench/train_throughput.py --device cuda --json
     step worker_run 180 "$PY" bench/gpu_track_run.py --budget 60 --hardware-class h100-sxm-80gb
+    # Where the baseline fails on a small vocabulary (the worker_run track's): the same run with our
+    # kernels off, and the model alone at that vocabulary with every launch synchronous, so that an
+    # illegal memory access is reported at the kernel that made it.
+    sed 's/^USE_TRITON_KERNELS = True$/USE_TRITON_KERNELS = False/' baseline/train.py > "$OUT/train_kernels_off.py"
+    step worker_run_kernels_off 180 "$PY" bench/gpu_track_run.py --budget 60 --hardware-class h100-sxm-80gb \
+        --train-py "$OUT/train_kernels_off.py"
+    step small_vocab_launch_blocking 150 env CUDA_LAUNCH_BLOCKING=1 "$PY" bench/train_throughput.py --device cuda \
+        --vocab-size 512 --warmup 1 --steps 2 --json
     DEVICE=cuda
 fi
 if "$PY" -c "import worker.cli" > /dev/null 2>&1; then

@@ -298,12 +298,17 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="torch.compile model.loss (auto: CUDA)",
     )
     add("--peak-tflops", type=float, default=H100_SXM_BF16_TFLOPS, help="peak for MFU, in TFLOP/s")
+    add("--vocab-size", type=int, help="the model's vocabulary (default 8192; 256 with --small)")
     add("--seed", type=int, default=0, help="seed for weights and tokens, shared by both runs")
     add("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda, but torch sees no CUDA GPU")
     preset = SMALL if args.small else AUTORESEARCH
+    if args.vocab_size is not None:
+        if args.vocab_size < 2:
+            parser.error(f"--vocab-size must be at least 2, got {args.vocab_size}")
+        preset = dataclasses.replace(preset, vocab_size=args.vocab_size)
     args.preset = preset
     args.device_batch = args.device_batch or preset.device_batch
     args.tokens_per_step = args.tokens_per_step or preset.tokens_per_step

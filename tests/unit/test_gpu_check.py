@@ -84,5 +84,35 @@ def test_the_gpu_run_is_unchanged_by_the_dry_run_flag() -> None:
     assert "bench/kernels.py --device cuda --json" in gpu_part
     assert "bench/train_throughput.py --device cuda --json" in gpu_part
     assert "bench/gpu_track_run.py --budget 60 --hardware-class h100-sxm-80gb" in gpu_part
+    assert "CUDA_LAUNCH_BLOCKING=1" in gpu_part and "--vocab-size 512" in gpu_part
     assert "nvidia-smi" in gpu_part
     assert not re.search(r"\bpip\b|apt-get|conda ", text)  # nothing is installed, in either mode
+
+
+def test_the_kernels_off_copy_of_the_baseline_differs_from_it_in_that_one_constant(tmp_path: Path) -> None:
+    [command] = [line.strip() for line in SCRIPT.read_text().splitlines() if line.strip().startswith("sed ")]
+    expression = command.split("'")[1]
+    baseline = (ROOT / "baseline" / "train.py").read_text().splitlines()
+
+    copy = subprocess.run(
+        ["sed", expression, str(ROOT / "baseline" / "train.py")], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+
+    changed = [(before, after) for before, after in zip(baseline, copy, strict=True) if before != after]
+    assert changed == [("USE_TRITON_KERNELS = True", "USE_TRITON_KERNELS = False")]
+
+
+def test_the_throughput_bench_takes_another_vocabulary_and_refuses_a_degenerate_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import train_throughput
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+
+    parsed = train_throughput._parse_args(["--device", "cpu", "--vocab-size", "512"])
+    assert (parsed.preset.vocab_size, parsed.preset.seq_len) == (512, train_throughput.AUTORESEARCH.seq_len)
+    with pytest.raises(SystemExit):
+        train_throughput._parse_args(["--device", "cpu", "--vocab-size", "1"])
+    assert "--vocab-size must be at least 2, got 1" in capsys.readouterr().err
