@@ -60,6 +60,11 @@ from shared.protocol import ErrorCode, LeaseKind, RunStatus, VariantStatus
 log = logging.getLogger(__name__)
 
 QUARANTINE_AFTER_INVALID = 3
+# Each run of this many valid results in a row takes one failed check off a worker's count, so that
+# rare honest faults do not add up over a volunteer's years to a quarantine. A worker that lies now
+# and then must earn this many checked results per lie to stay below the bound, and each lie is
+# still refuted (the promotion test, not the count, keeps it off the leaderboard).
+FORGIVE_AFTER_VALID = 20
 
 
 @dataclass(frozen=True)
@@ -207,6 +212,15 @@ def awaiting_reason(track: Track) -> str:
 
 
 # --- verification -----------------------------------------------------------------------------
+
+
+def _credit_valid(worker: Worker) -> None:
+    """One more valid result: the streak grows, and every FORGIVE_AFTER_VALID of them in a row
+    forgive one failed check. A quarantined worker's count stands as it was quarantined (a result
+    it delivered before may still be credited) until a maintainer releases it."""
+    worker.valid_streak += 1
+    if worker.valid_streak % FORGIVE_AFTER_VALID == 0 and worker.invalid_results > 0 and not worker.quarantined:
+        worker.invalid_results -= 1
 
 
 def _mark_invalid(worker: Worker, reason: str) -> None:
@@ -363,7 +377,7 @@ def record_verification(session: Session, track: Track, candidate: Variant, run:
     candidate.verified_gain = verdict.gain
     if verdict.counted_credited:
         for verifier in verdict.counted:
-            runs_by_worker[verifier.worker_id].worker.valid_streak += 1
+            _credit_valid(runs_by_worker[verifier.worker_id].worker)
     if verdict.outliers_blamed:
         for outlier in verdict.outliers:
             _mark_invalid(
@@ -382,7 +396,7 @@ def record_verification(session: Session, track: Track, candidate: Variant, run:
                 _mark_invalid(author, f"hid a gain: reported {candidate.claimed_gain:.4f} for {candidate.hash[:12]},"
                                       f" {len(verdict.counted)} verifiers measured {verdict.gain:.4f}")  # fmt: skip
         elif verdict.decision is Decision.promote:
-            author.valid_streak += 1
+            _credit_valid(author)
     if verdict.decision is Decision.promote:
         candidate.status = VariantStatus.verified.value
         candidate.verified_at = now
@@ -520,7 +534,7 @@ def _record_spot_check(session: Session, track: Track, variant: Variant, run: Ru
     reporter = variant.author
     if reporter is not None:
         if abs(gain - variant.claimed_gain) <= limit:
-            reporter.valid_streak += 1
+            _credit_valid(reporter)
         # Each side's record: the reporter's difference against the check's, and the other way round
         # (unless the variant becomes a candidate: the check is then one of its verify runs, weighed
         # with the others when it is decided).
