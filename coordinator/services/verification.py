@@ -251,6 +251,9 @@ def _charge_refuted_claim(session: Session, candidate: Variant, author: Worker, 
         .limit(1)
     ).first() is not None
     candidate.claim_refuted = True
+    # Not a valid result, whether or not it costs a strike: the author's run of valid results ends
+    # (else a worker that lies on every claim could verify its way to trust, and to forgiveness).
+    author.valid_streak = 0
     if strike and not already:
         _mark_invalid(author, reason)
     if seed is not None:

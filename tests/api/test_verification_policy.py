@@ -339,3 +339,22 @@ class TestSpotChecks:
             assert trust(coordinator, hider)[1:] == (0, n == 8)
         assert record(coordinator, bob) == (0.0, 0)
         assert trust(coordinator, bob) == (0, 0, False)
+
+
+def test_a_refuted_claim_that_costs_no_strike_still_ends_its_authors_run_of_valid_results(
+    coordinator: Coordinator, make_worker
+) -> None:
+    # One verifier measures 0.02 of a claimed 0.05, another reports 0.025 worse than the head: the
+    # claim is refuted, but not without the worse run, so its author takes no strike. It is still
+    # not a valid result: a worker that lied on every claim could otherwise verify its way to trust.
+    alice, bob, carol = make_worker("a1", "alice"), make_worker("b1", "bob"), make_worker("c1", "carol")
+    calibrate(coordinator, [1.00, 1.00])
+    with coordinator.session() as session:
+        session.get(WorkerRow, alice.worker_id).valid_streak = 9
+        session.commit()
+    claim = alice.run(alice.lease(), 0.95)
+    bob.run(bob.lease(), 0.98)
+    sunk = carol.run(carol.lease(), 1.025)
+    assert sunk["variant_status"] == "rejected"
+    assert refuted(coordinator, [claim["variant_hash"]]) == [True]
+    assert trust(coordinator, alice) == (0, 0, False)
