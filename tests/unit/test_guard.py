@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -170,6 +171,8 @@ def test_the_seccomp_filter_for_a_cuda_toolchain_allows_processes_but_still_no_s
 def test_a_toolchain_program_runs_by_name_only_where_the_childs_path_finds_the_real_one(
     tmp_path: Path,
 ) -> None:
+    (tmp_path / "scratch" / "links").mkdir(parents=True)
+    (tmp_path / "scratch" / "links" / "true").symlink_to(shutil.which("true") or "/bin/true")
     result = guarded(
         tmp_path,
         """
@@ -189,6 +192,10 @@ def test_a_toolchain_program_runs_by_name_only_where_the_childs_path_finds_the_r
                 "decoy_spawned": attempt(lambda: run([os.getcwd() + "/bin/true"], close_fds=False)),
                 "decoy_by_name": attempt(lambda: run(["true"], env=decoy_first)),
                 "decoy_by_path": attempt(lambda: run([os.getcwd() + "/bin/true"])),
+                # A link in scratch to the real program (the hook refuses making one, so the test
+                # left it there): whatever is in scratch could be swapped between check and exec.
+                "link_in_scratch": attempt(lambda: run([os.getcwd() + "/links/true"])),
+                "making_a_link": attempt(lambda: os.symlink(tools["true"], "bin/real")),
                 "not_on_the_path": attempt(lambda: run(["no-such-program"])),
                 "another_program": attempt(lambda: run(["false"])),
                 # How Inductor and Triton run their compilers: streams to /dev/null.
@@ -205,6 +212,8 @@ def test_a_toolchain_program_runs_by_name_only_where_the_childs_path_finds_the_r
         "decoy_spawned": "guard_process",
         "decoy_by_name": "guard_process",
         "decoy_by_path": "guard_process",
+        "link_in_scratch": "guard_process",
+        "making_a_link": "guard_file",
         "not_on_the_path": "guard_process",
         "another_program": "guard_process",
         "quiet": "ok",

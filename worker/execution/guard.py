@@ -260,17 +260,20 @@ def _make_hook(config: GuardConfig, state: GuardState) -> Callable[[str, tuple[A
 
     def program_of(executable: object, env: object) -> str | None:
         """The file a process start would run, resolved as exec resolves it: a bare name through
-        the PATH of the environment the child gets."""
+        the PATH of the environment the child gets. None for a name that leads through scratch,
+        where the variant could swap a link between this check and the exec."""
         if not isinstance(executable, bytes | str | os.PathLike):
             return None
         name = fsdecode(executable)
-        if os.sep in name:
-            return realpath(name)
-        for folder in get_exec_path(env if isinstance(env, dict) else None):
+        named: str | None = name if os.sep in name else None
+        for folder in () if named is not None else get_exec_path(env if isinstance(env, dict) else None):
             candidate = os.path.join(folder, name)
             if isfile(candidate) and access(candidate, os.X_OK):
-                return realpath(candidate)
-        return None
+                named = candidate
+                break
+        if named is None or under(realpath(os.path.dirname(abspath(named))), (scratch,)):
+            return None
+        return realpath(named)
 
     def under(path: str, roots: tuple[str, ...]) -> bool:
         return any((path + os.sep).startswith(root) for root in roots)
