@@ -274,16 +274,22 @@ def join(
     if gpus is not None:
         with _user_errors():
             raise typer.Exit(_join_gpus(context, url, gpus=gpus, home=home, name=name))
-    from worker.client import CoordinatorClient, TransientError
-    from worker.daemon import Daemon, DaemonOptions, StopSignal
-    from worker.display import make_display
-    from worker.execution import Executor
-    from worker.hardware import probe
-    from worker.host_config import CONFIG_FILE, HostConfigError, load_host_settings
-    from worker.identity import WorkerHome, normalize_url
-    from worker.status import STATUS_FILE, StatusBoard
+    from worker.stop import StopSignal
 
-    with _user_errors():
+    stop = StopSignal()
+    # From the first moment: a Ctrl-C or SIGTERM while the worker starts (torch's import, the
+    # sandbox's self-tests) stops it as one while it works does (it joins, delivers what it holds
+    # and says so) rather than in a traceback; the daemon takes the signals over once it runs.
+    with _user_errors(), stop.installed(None):
+        from worker.client import CoordinatorClient, TransientError
+        from worker.daemon import Daemon, DaemonOptions
+        from worker.display import make_display
+        from worker.execution import Executor
+        from worker.hardware import probe
+        from worker.host_config import CONFIG_FILE, HostConfigError, load_host_settings
+        from worker.identity import WorkerHome, normalize_url
+        from worker.status import STATUS_FILE, StatusBoard
+
         url = normalize_url(url)
         worker_home = WorkerHome(home)
         worker_home.lock()
@@ -319,7 +325,6 @@ def join(
             host = host_settings.gate(watch_gpu=hardware.hardware_class != "cpu")
             if host is not None:
                 display.event(f"host limits: {host.limits.describe()}")
-            stop = StopSignal()
             board = StatusBoard(worker_home.root / STATUS_FILE)
 
             def on_retry(error: TransientError, delay_s: float) -> None:

@@ -225,6 +225,8 @@ class Daemon:
     def run(self) -> Counters:
         """Join, then work until stopped or `max_experiments` runs are reported."""
         restore_signals = self.stop.install(self.display)
+        if self.stop.stopping.is_set():  # asked while the worker started (worker.cli join)
+            self.display.event("stopping: asked to stop while starting; no lease will be taken")
         self.board.start(
             coordinator=self.options.coordinator_url,
             hardware_class=self.options.hardware.hardware_class,

@@ -3,9 +3,10 @@ aborts the run in progress."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -24,13 +25,16 @@ class StopSignal:
             self.aborting.set()
         self.stopping.set()
 
-    def install(self, display: Display) -> Callable[[], None]:
-        """Route SIGINT and SIGTERM to `request`; return a function that restores the old handlers."""
+    def install(self, display: Display | None) -> Callable[[], None]:
+        """Route SIGINT and SIGTERM to `request`; return a function that restores the old handlers.
+        Without a display (while the worker starts) a request is noted silently."""
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
 
         def handle(_signum: int, _frame: object) -> None:
             self.request()
+            if display is None:
+                return
             if self.aborting.is_set():
                 display.event("aborting the current run and exiting")
             else:
@@ -43,3 +47,12 @@ class StopSignal:
                 signal.signal(sig, handler)
 
         return restore
+
+    @contextlib.contextmanager
+    def installed(self, display: Display | None) -> Iterator[StopSignal]:
+        """`install` for the length of a with-block."""
+        restore = self.install(display)
+        try:
+            yield self
+        finally:
+            restore()
