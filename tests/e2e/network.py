@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -19,6 +20,10 @@ import httpx
 
 BIN = Path(sys.executable).parent
 T = TypeVar("T")
+# What a failure report keeps of each process's log, once the routine lines are left out.
+LOG_TAIL_CHARS = 6000
+# Lines a long network test writes by the hundred, and that say nothing about why it failed.
+ROUTINE_LINES = re.compile(r'"POST /v1/leases/[0-9a-f]+/heartbeat HTTP/1\.1" 200|"GET /v1/events')
 
 
 def free_port() -> int:
@@ -45,6 +50,24 @@ class Process:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def state(self) -> str:
+        """Running (with the kernel's state letter: T is stopped, D waits on the disk), or its exit status."""
+        code = self.popen.poll()
+        if code is not None:
+            return f"exited {code}"
+        try:
+            stat = Path(f"/proc/{self.popen.pid}/stat").read_text()
+        except OSError:
+            return "running"
+        return f"running (state {stat.rsplit(')', 1)[1].split()[0]})"
+
+    def report(self) -> str:
+        """The log's last lines that matter, with how many routine lines were left out of them."""
+        lines = self.output().splitlines()
+        kept = [line for line in lines if not ROUTINE_LINES.search(line)]
+        text = "\n".join(kept)[-LOG_TAIL_CHARS:]
+        return f"===== {self.name}: pid {self.popen.pid}, {self.state()}, {len(lines) - len(kept)} routine lines left out\n{text}"
 
     def stop(self, *, sig: int = signal.SIGTERM, timeout_s: float = 20) -> None:
         if self.popen.poll() is not None:
@@ -123,7 +146,10 @@ class Network:
             connection.close()
 
     def logs(self) -> str:
-        return "\n".join(f"===== {p.name}\n{p.output()[-6000:]}" for p in self.processes)
+        """Each process's state, then what its log says last; the workers first, whose logs are shorter."""
+        states = "\n".join(f"{p.name}: {p.state()}" for p in self.processes)
+        ordered = sorted(self.processes, key=lambda p: p.name == "coordinator")
+        return "\n".join([states, *(p.report() for p in ordered)])
 
     def stop_all(self) -> None:
         for process in reversed(self.processes):

@@ -49,13 +49,15 @@ def test_a_verifier_under_load_confirms_an_honest_gain_and_the_author_keeps_its_
     proposal.write_text(smaller)
     digest = variant_hash(smaller)
     network.start_coordinator(**SETTINGS)
-    network.start_worker("alice", "--agent", "command", "--agent-cmd", f"cp {proposal} train.py")
+    alice = network.start_worker("alice", "--agent", "command", "--agent-cmd", f"cp {proposal} train.py")
 
     def status() -> str | None:
         rows = network.query("select status from variants where hash = ?", digest)
         return rows[0][0] if rows else None
 
     assert wait_for(status, timeout_s=240, what="alice's claim", interval_s=1) == "candidate"
+    # Her part is done: the load bob meets is the busy loops' alone, not her next experiments too.
+    alice.stop(timeout_s=60)
     request.getfixturevalue("busy_machine")  # from here on, every core is busy
     network.start_worker("bob")
     def decided_status() -> str | None:
