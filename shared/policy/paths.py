@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from shared.policy.library import MODULE_ALIASES, MODULES
 from shared.policy.report import HARNESS_ACCESS, IMPORT_NOT_ALLOWED, MODULE_MONKEYPATCH, NATIVE_CODE
 from shared.policy.rules import (
@@ -25,6 +27,10 @@ from shared.policy.rules import (
 )
 
 Verdict = tuple[str, str]  # (code, message)
+
+# Verdicts on paths are pure functions of the path, and variants name the same few hundred paths
+# (torch.nn.functional.relu...) again and again: the coordinator checks every explored variant.
+PATH_CACHE_SIZE = 8192
 
 # Segments from which a dotted path is judged afresh: the packages a chain can pass through again.
 REENTRY_ROOTS: frozenset[str] = ALLOWED_IMPORT_ROOTS | {"shared"}
@@ -65,6 +71,7 @@ def is_under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + ".")
 
 
+@lru_cache(maxsize=PATH_CACHE_SIZE)
 def classify_path(path: str) -> Verdict | None:
     """The first rule that refuses `path`, or None when it is allowed: judged as written, then
     under the name the library gives it (`numpy.matrixlib.defmatrix.N.np.load` is `numpy.load`)."""
@@ -75,6 +82,7 @@ def classify_path(path: str) -> Verdict | None:
     return verdict
 
 
+@lru_cache(maxsize=PATH_CACHE_SIZE)
 def canonical_path(path: str) -> str:
     """`path` with every module it passes through under the name that module defines itself by.
 

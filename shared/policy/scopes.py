@@ -11,11 +11,34 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+FUNCTIONS_AND_LAMBDAS = (*FUNCTIONS, ast.Lambda)
 COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 # Operator and context nodes (Load, Add, Eq...): shared singletons that carry no names.
 _MARKERS = (ast.expr_context, ast.operator, ast.boolop, ast.cmpop, ast.unaryop)
+
+
+def _node_types(base: type) -> set[type]:
+    found: set[type] = {base}
+    subclasses: list[type] = type.__subclasses__(base)
+    for sub in subclasses:
+        found |= _node_types(sub)
+    return found
+
+
+# Every node type that can carry names: ast.parse makes nodes of exactly these types, so a set
+# lookup on type() answers what isinstance would, at a fraction of the cost over every node.
+_NAMED_NODE_TYPES = frozenset(_node_types(ast.AST) - {t for m in _MARKERS for t in _node_types(m)})
+# The node types whose children sit in another scope, a class body or an annotation.
+_SCOPING_TYPES = frozenset({*FUNCTIONS, ast.Lambda, ast.ClassDef, *COMPREHENSIONS, ast.AnnAssign})
+# The node types the binding scan looks at (ast.parse makes nodes of these exact types); it only
+# goes through every other node to the nodes under it.
+_BINDING_SCAN_SPECIAL = frozenset({
+    *FUNCTIONS, ast.ClassDef, ast.Lambda, *COMPREHENSIONS, ast.Name, ast.Import, ast.ImportFrom,
+    ast.ExceptHandler, ast.MatchAs, ast.MatchStar, ast.MatchMapping, ast.Global,
+})
 
 
 @dataclass(frozen=True)
@@ -26,9 +49,12 @@ class Scope:
     names: frozenset[str]
 
 
-@dataclass(frozen=True)
-class Site:
-    """One node, where it sits (its parent and the parent's field), and what encloses it."""
+class Site(NamedTuple):
+    """One node, where it sits (its parent and the parent's field), and what encloses it.
+
+    A named tuple rather than a frozen dataclass: the walk makes one per node, and a frozen
+    dataclass costs several times as much to build, most of a large variant's check.
+    """
 
     node: ast.AST
     parent: ast.AST | None
@@ -59,7 +85,9 @@ def walk(tree: ast.Module) -> Iterator[Site]:
     while stack:
         site = stack.pop()
         yield site
-        stack.extend(reversed(list(_children(site))))
+        children = _children(site)
+        children.reverse()
+        stack.extend(children)
 
 
 def module_bindings(tree: ast.Module) -> frozenset[str]:
@@ -67,72 +95,75 @@ def module_bindings(tree: ast.Module) -> frozenset[str]:
     return _bindings(tree.body, enter_classes=True)
 
 
-def _children(site: Site) -> Iterator[Site]:
-    node = site.node
-
-    def child(
-        value: ast.AST,
-        field: str,
-        *,
-        scopes: tuple[Scope, ...] = site.scopes,
-        in_class_body: bool = site.in_class_body,
-        in_annotation: bool = site.in_annotation,
-    ) -> Site:
-        return Site(value, node, field, scopes, in_class_body=in_class_body, in_annotation=in_annotation)
-
-    if isinstance(node, (*FUNCTIONS, ast.Lambda)):
+def _children(site: Site) -> list[Site]:
+    """The sites directly under `site`, in source order."""
+    node, scopes, in_class_body, in_annotation = site.node, site.scopes, site.in_class_body, site.in_annotation
+    if type(node) not in _SCOPING_TYPES:
+        return _plain_children(node, scopes, in_class_body, in_annotation)
+    if isinstance(node, FUNCTIONS_AND_LAMBDAS):
         # Decorators, defaults and annotations run in the enclosing scope; the body in its own.
-        if isinstance(node, FUNCTIONS):
-            yield from (child(d, "decorator_list") for d in node.decorator_list)
-        yield from (child(d, "defaults") for d in _defaults(node.args))
+        children = [Site(d, node, "decorator_list", scopes, in_class_body, in_annotation) for d in _decorators(node)]
+        children.extend(Site(d, node, "defaults", scopes, in_class_body, in_annotation) for d in _defaults(node.args))
         if isinstance(node, FUNCTIONS):
             for arg in _parameters(node.args):
                 if arg.annotation is not None:
-                    yield child(arg.annotation, "annotation", in_annotation=True)
+                    children.append(Site(arg.annotation, node, "annotation", scopes, in_class_body, True))
             if node.returns is not None:
-                yield child(node.returns, "returns", in_annotation=True)
-        inner = (*site.scopes, Scope(node, _function_locals(node)))
+                children.append(Site(node.returns, node, "returns", scopes, in_class_body, True))
+        inner = (*scopes, Scope(node, _function_locals(node)))
         body = node.body if isinstance(node, FUNCTIONS) else [node.body]
-        yield from (child(b, "body", scopes=inner, in_class_body=False, in_annotation=False) for b in body)
-    elif isinstance(node, ast.ClassDef):
-        yield from (child(d, "decorator_list") for d in node.decorator_list)
-        yield from (child(b, "bases") for b in node.bases)
-        yield from (child(k, "keywords") for k in node.keywords)
-        yield from (child(b, "body", in_class_body=True, in_annotation=False) for b in node.body)
-    elif isinstance(node, COMPREHENSIONS):
+        children.extend(Site(b, node, "body", inner, False, False) for b in body)
+        return children
+    if isinstance(node, ast.ClassDef):
+        children = [Site(d, node, "decorator_list", scopes, in_class_body, in_annotation) for d in node.decorator_list]
+        children.extend(Site(b, node, "bases", scopes, in_class_body, in_annotation) for b in node.bases)
+        children.extend(Site(k, node, "keywords", scopes, in_class_body, in_annotation) for k in node.keywords)
+        children.extend(Site(b, node, "body", scopes, True, False) for b in node.body)
+        return children
+    if isinstance(node, COMPREHENSIONS):
         # The first iterable is evaluated outside; everything else inside the comprehension.
-        inner = (*site.scopes, Scope(node, _comprehension_locals(node)))
-
-        def inside(value: ast.AST, field: str, parent: ast.AST) -> Site:
-            return Site(value, parent, field, inner, in_class_body=False, in_annotation=site.in_annotation)
-
+        inner = (*scopes, Scope(node, _comprehension_locals(node)))
+        children = []
         for index, generator in enumerate(node.generators):
-            yield inside(generator.target, "target", generator)
+            children.append(Site(generator.target, generator, "target", inner, False, in_annotation))
             if index == 0:
-                yield Site(
-                    generator.iter, generator, "iter", site.scopes, site.in_class_body, site.in_annotation
-                )
+                children.append(Site(generator.iter, generator, "iter", scopes, in_class_body, in_annotation))
             else:
-                yield inside(generator.iter, "iter", generator)
-            yield from (inside(condition, "ifs", generator) for condition in generator.ifs)
+                children.append(Site(generator.iter, generator, "iter", inner, False, in_annotation))
+            children.extend(Site(c, generator, "ifs", inner, False, in_annotation) for c in generator.ifs)
         for field in ("elt", "key", "value"):
             value = getattr(node, field, None)
             if isinstance(value, ast.AST):
-                yield inside(value, field, node)
-    elif isinstance(node, ast.AnnAssign):
-        yield child(node.target, "target")
-        yield child(node.annotation, "annotation", in_annotation=True)
-        if node.value is not None:
-            yield child(node.value, "value")
-    else:
-        for field, value in ast.iter_fields(node):
-            if isinstance(value, ast.AST) and not isinstance(value, _MARKERS):
-                yield child(value, field)
-            elif isinstance(value, list):
-                items = (
-                    item for item in value if isinstance(item, ast.AST) and not isinstance(item, _MARKERS)
-                )
-                yield from (child(item, field) for item in items)
+                children.append(Site(value, node, field, inner, False, in_annotation))
+        return children
+    assert isinstance(node, ast.AnnAssign)  # the last of the scoping types
+    children = [
+        Site(node.target, node, "target", scopes, in_class_body, in_annotation),
+        Site(node.annotation, node, "annotation", scopes, in_class_body, True),
+    ]
+    if node.value is not None:
+        children.append(Site(node.value, node, "value", scopes, in_class_body, in_annotation))
+    return children
+
+
+def _plain_children(node: ast.AST, scopes: tuple[Scope, ...], in_class_body: bool, in_annotation: bool) -> list[Site]:
+    """The sites under a node that opens no scope and marks nothing: each field in order."""
+    children: list[Site] = []
+    for field in node._fields:
+        value: Any = getattr(node, field, None)
+        if type(value) is list:
+            children.extend(
+                Site(item, node, field, scopes, in_class_body, in_annotation)
+                for item in value
+                if type(item) in _NAMED_NODE_TYPES
+            )
+        elif type(value) in _NAMED_NODE_TYPES:
+            children.append(Site(value, node, field, scopes, in_class_body, in_annotation))
+    return children
+
+
+def _decorators(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> list[ast.expr]:
+    return node.decorator_list if isinstance(node, FUNCTIONS) else []
 
 
 def _parameters(args: ast.arguments) -> list[ast.arg]:
@@ -168,6 +199,9 @@ def _bindings(roots: Iterable[ast.AST], *, enter_classes: bool) -> frozenset[str
     stack = list(roots)
     while stack:
         node = stack.pop()
+        if type(node) not in _BINDING_SCAN_SPECIAL:  # most nodes: only what is under them matters
+            stack.extend(_child_nodes(node))
+            continue
         if isinstance(node, FUNCTIONS):
             bound.add(node.name)
             stack.extend([*node.decorator_list, *_defaults(node.args)])
@@ -198,8 +232,20 @@ def _bindings(roots: Iterable[ast.AST], *, enter_classes: bool) -> frozenset[str
             bound.add(node.rest)
         elif isinstance(node, ast.Global):
             declared_global.update(node.names)
-        stack.extend(ast.iter_child_nodes(node))
+        stack.extend(_child_nodes(node))
     return frozenset(bound - declared_global)
+
+
+def _child_nodes(node: ast.AST) -> list[ast.AST]:
+    """The nodes directly under `node`, without the operator and context singletons."""
+    found: list[ast.AST] = []
+    for field in node._fields:
+        value: Any = getattr(node, field, None)
+        if type(value) is list:
+            found.extend(item for item in value if type(item) in _NAMED_NODE_TYPES)
+        elif type(value) in _NAMED_NODE_TYPES:
+            found.append(value)
+    return found
 
 
 def bound_name(alias: ast.alias) -> str:
