@@ -37,6 +37,7 @@ from coordinator.services.reaper import Reaper
 from coordinator.services.tracks import cpu_tiny_params, ensure_cpu_tiny, quorum_shortfalls
 from shared.protocol import API_PREFIX, MAX_BODY_BYTES, ErrorCode
 from shared.signing import SigningKey
+from shared.stacks import dump_stacks_on_signal
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -130,6 +131,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        dump_stacks_on_signal()  # in each serving process: `kill -USR1` shows where a hung one waits
         bootstrap(settings, state.session_factory, state.signing_key)
         warn_unmeetable_quorums(state.session_factory)
         reaper = Reaper(

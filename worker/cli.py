@@ -271,6 +271,9 @@ def join(
 
     Example: worker join http://127.0.0.1:8000 --account alice --gpus all
     """
+    from shared.stacks import dump_stacks_on_signal
+
+    dump_stacks_on_signal()  # `kill -USR1` writes where each thread is to the log, and work goes on
     if gpus is not None:
         with _user_errors():
             raise typer.Exit(_join_gpus(context, url, gpus=gpus, home=home, name=name))

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +20,18 @@ from typing import Any, TypeVar
 import httpx
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 # What a failure report keeps of each process's log, once the routine lines are left out.
 LOG_TAIL_CHARS = 6000
 # Lines a long network test writes by the hundred, and that say nothing about why it failed.
 ROUTINE_LINES = re.compile(r'"POST /v1/leases/[0-9a-f]+/heartbeat HTTP/1\.1" 200|"GET /v1/events')
+# faulthandler's dump (shared/stacks.py): a header per thread, then its frames, innermost first.
+STACK_HEADER = re.compile(r"^(?:Current thread|Thread) 0x[0-9a-f]+ \(most recent call first\):$")
+STACK_FRAMES_SHOWN = 8
+# What a frame's path says before the package: the installation's folders, or this checkout's.
+STACK_PATH_PREFIX = re.compile(rf'"(?:[^"]*/(?:site-packages|lib/python3\.\d+)|{re.escape(str(ROOT))})/')
+STACKS_WAIT_S = 1.0
 
 
 def free_port() -> int:
@@ -47,6 +55,7 @@ class Process:
     name: str
     popen: subprocess.Popen[bytes]
     log: Path
+    stacks_from: int | None = None  # where in the log the stack dump it was asked for begins
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -62,12 +71,25 @@ class Process:
             return "running"
         return f"running (state {stat.rsplit(')', 1)[1].split()[0]})"
 
+    def request_stacks(self) -> bool:
+        """SIGUSR1: a coordinator or worker writes every thread's stack to its log (shared/stacks.py)."""
+        if self.popen.poll() is not None:
+            return False
+        self.stacks_from = self.log.stat().st_size
+        self.popen.send_signal(signal.SIGUSR1)
+        return True
+
     def report(self) -> str:
-        """The log's last lines that matter, with how many routine lines were left out of them."""
-        lines = self.output().splitlines()
+        """The log's last lines that matter, with how many routine lines were left out of them,
+        then the stacks it dumped when asked, each distinct stack once."""
+        raw = self.log.read_bytes()
+        cut = len(raw) if self.stacks_from is None else self.stacks_from
+        lines = raw[:cut].decode(errors="replace").splitlines()
         kept = [line for line in lines if not ROUTINE_LINES.search(line)]
         text = "\n".join(kept)[-LOG_TAIL_CHARS:]
-        return f"===== {self.name}: pid {self.popen.pid}, {self.state()}, {len(lines) - len(kept)} routine lines left out\n{text}"
+        header = f"===== {self.name}: pid {self.popen.pid}, {self.state()}, {len(lines) - len(kept)} routine lines left out"
+        stacks = condensed_stacks(raw[cut:].decode(errors="replace"))
+        return "\n".join([header, text, *([f"----- {self.name}: its threads' stacks when asked\n{stacks}"] if stacks else [])])
 
     def stop(self, *, sig: int = signal.SIGTERM, timeout_s: float = 20) -> None:
         if self.popen.poll() is not None:
@@ -78,6 +100,22 @@ class Process:
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait()
+
+
+def condensed_stacks(dump: str) -> str:
+    """faulthandler's dump with each distinct stack once (idle pool threads look alike), its
+    innermost frames only, and paths from the package on."""
+    stacks: list[list[str]] = []
+    for line in dump.splitlines():
+        if STACK_HEADER.match(line):
+            stacks.append([])
+        elif stacks and line.startswith("  File "):
+            stacks[-1].append(STACK_PATH_PREFIX.sub('"', line.strip()))
+    counts = Counter(tuple(stack[:STACK_FRAMES_SHOWN]) for stack in stacks)
+    return "\n".join(
+        f"{count} thread(s), innermost first:\n" + "\n".join(f"  {frame}" for frame in stack)
+        for stack, count in counts.items()
+    )
 
 
 @dataclass
@@ -146,8 +184,11 @@ class Network:
             connection.close()
 
     def logs(self) -> str:
-        """Each process's state, then what its log says last; the workers first, whose logs are shorter."""
+        """Each process's state, then what its log says last and where its threads stand; the
+        workers first, whose logs are shorter."""
         states = "\n".join(f"{p.name}: {p.state()}" for p in self.processes)
+        if any([p.request_stacks() for p in self.processes]):
+            time.sleep(STACKS_WAIT_S)
         ordered = sorted(self.processes, key=lambda p: p.name == "coordinator")
         return "\n".join([states, *(p.report() for p in ordered)])
 
