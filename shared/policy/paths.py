@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Callable
+from functools import lru_cache, wraps
+from typing import TypeVar
 
 from shared.policy.library import MODULE_ALIASES, MODULES
 from shared.policy.report import HARNESS_ACCESS, IMPORT_NOT_ALLOWED, MODULE_MONKEYPATCH, NATIVE_CODE
@@ -27,10 +29,25 @@ from shared.policy.rules import (
 )
 
 Verdict = tuple[str, str]  # (code, message)
+T = TypeVar("T")
 
 # Verdicts on paths are pure functions of the path, and variants name the same few hundred paths
 # (torch.nn.functional.relu...) again and again: the coordinator checks every explored variant.
+# Only paths of ordinary length are kept, so that variants full of long made-up chains cannot fill
+# the coordinator's memory: at most PATH_CACHE_SIZE entries of CACHED_PATH_CHARS each.
 PATH_CACHE_SIZE = 8192
+CACHED_PATH_CHARS = 200
+
+
+def _cached_for_short_paths(judge: Callable[[str], T]) -> Callable[[str], T]:
+    cached = lru_cache(maxsize=PATH_CACHE_SIZE)(judge)
+
+    @wraps(judge)
+    def judged(path: str) -> T:
+        return cached(path) if len(path) <= CACHED_PATH_CHARS else judge(path)
+
+    judged.cache_info = cached.cache_info  # type: ignore[attr-defined]
+    return judged
 
 # Segments from which a dotted path is judged afresh: the packages a chain can pass through again.
 REENTRY_ROOTS: frozenset[str] = ALLOWED_IMPORT_ROOTS | {"shared"}
@@ -71,7 +88,7 @@ def is_under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + ".")
 
 
-@lru_cache(maxsize=PATH_CACHE_SIZE)
+@_cached_for_short_paths
 def classify_path(path: str) -> Verdict | None:
     """The first rule that refuses `path`, or None when it is allowed: judged as written, then
     under the name the library gives it (`numpy.matrixlib.defmatrix.N.np.load` is `numpy.load`)."""
@@ -82,7 +99,7 @@ def classify_path(path: str) -> Verdict | None:
     return verdict
 
 
-@lru_cache(maxsize=PATH_CACHE_SIZE)
+@_cached_for_short_paths
 def canonical_path(path: str) -> str:
     """`path` with every module it passes through under the name that module defines itself by.
 

@@ -226,3 +226,20 @@ def test_a_source_over_both_caps_gets_one_violation_for_each() -> None:
 def test_a_source_over_the_size_limit_is_too_large_and_nothing_else() -> None:
     source = "s = '" + random_text(300_000) + "'\n"
     assert [v.code for v in check_source(source).violations] == ["too_large"]
+
+
+def test_verdicts_on_paths_are_kept_only_for_paths_of_ordinary_length() -> None:
+    # A variant full of long made-up chains must not fill the coordinator's memory with verdicts.
+    from shared.policy.paths import CACHED_PATH_CHARS, PATH_CACHE_SIZE, classify_path
+
+    long_path = "torch.ops." + ".".join(f"op{i}" for i in range(CACHED_PATH_CHARS))
+    held = classify_path.cache_info().currsize  # type: ignore[attr-defined]
+    assert classify_path(long_path) == classify_path(long_path)
+    assert classify_path.cache_info().currsize == held  # type: ignore[attr-defined]
+    short_path = f"torch.nn.functional.unseen_{len(long_path)}"
+    assert classify_path(short_path) == classify_path(short_path)
+    info = classify_path.cache_info()  # type: ignore[attr-defined]
+    assert info.currsize == min(held + 1, PATH_CACHE_SIZE) and info.hits >= 1
+    # Cached or not, the verdict is the rules': a refused root is refused at any length.
+    assert classify_path("torch.utils.cpp_extension.load_inline") is not None
+    assert classify_path("torch.utils.cpp_extension." + "x." * CACHED_PATH_CHARS + "load_inline") is not None
