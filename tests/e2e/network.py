@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from worker.execution.process_tree import stat_fields
+
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -65,11 +67,8 @@ class Process:
         code = self.popen.poll()
         if code is not None:
             return f"exited {code}"
-        try:
-            stat = Path(f"/proc/{self.popen.pid}/stat").read_text()
-        except OSError:
-            return "running"
-        return f"running (state {stat.rsplit(')', 1)[1].split()[0]})"
+        fields = stat_fields(Path(f"/proc/{self.popen.pid}/stat"))
+        return "running" if fields is None else f"running (state {fields[0]})"
 
     def request_stacks(self) -> bool:
         """SIGUSR1: a coordinator or worker writes every thread's stack to its log (shared/stacks.py)."""
