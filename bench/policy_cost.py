@@ -51,7 +51,8 @@ def explores(baseline: str, count: int) -> list[str]:
 
 def measure(baseline: str, variants: list[str], *, rounds: int) -> dict[str, Any]:
     cold = timed(baseline)  # the first check in this process: nothing cached
-    warm = [timed(source) for _ in range(rounds) for source in explores(baseline, 20)]
+    changed = explores(baseline, 20)
+    warm = [timed(source) for _ in range(rounds) for source in changed]
     red_team = [statistics.median(timed(source) for _ in range(rounds)) for source in variants]
     return {
         "baseline_cold_ms": cold,

@@ -78,6 +78,12 @@ class Process:
         self.popen.send_signal(signal.SIGUSR1)
         return True
 
+    def dumped_stacks(self) -> str:
+        """The stacks written since request_stacks, each distinct one once; empty before any."""
+        if self.stacks_from is None:
+            return ""
+        return condensed_stacks(self.log.read_bytes()[self.stacks_from :].decode(errors="replace"))
+
     def report(self) -> str:
         """The log's last lines that matter, with how many routine lines were left out of them,
         then the stacks it dumped when asked, each distinct stack once."""
@@ -87,7 +93,7 @@ class Process:
         kept = [line for line in lines if not ROUTINE_LINES.search(line)]
         text = "\n".join(kept)[-LOG_TAIL_CHARS:]
         header = f"===== {self.name}: pid {self.popen.pid}, {self.state()}, {len(lines) - len(kept)} routine lines left out"
-        stacks = condensed_stacks(raw[cut:].decode(errors="replace"))
+        stacks = self.dumped_stacks()
         return "\n".join([header, text, *([f"----- {self.name}: its threads' stacks when asked\n{stacks}"] if stacks else [])])
 
     def stop(self, *, sig: int = signal.SIGTERM, timeout_s: float = 20) -> None:

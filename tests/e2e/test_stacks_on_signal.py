@@ -3,13 +3,10 @@ and it goes on serving: what an operator reads when one seems hung (shared/stack
 
 from __future__ import annotations
 
-import signal
-from pathlib import Path
-
 import httpx
 import pytest
 
-from tests.e2e.network import Network, condensed_stacks, wait_for
+from tests.e2e.network import Network, Process, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -20,11 +17,10 @@ def test_a_coordinator_and_a_worker_dump_their_threads_stacks_on_sigusr1_and_go_
     wait_for(lambda: network.query("select count(*) from leases")[0][0], timeout_s=120, what="alice's first lease")
 
     for process, own_code in ((coordinator, "coordinator/services/reaper.py"), (worker, "worker/daemon.py")):
-        start = process.log.stat().st_size
-        process.popen.send_signal(signal.SIGUSR1)
+        assert process.request_stacks()
 
-        def dumped(log: Path = process.log, start: int = start, own_code: str = own_code) -> str | None:
-            stacks = condensed_stacks(log.read_bytes()[start:].decode(errors="replace"))
+        def dumped(process: Process = process, own_code: str = own_code) -> str | None:
+            stacks = process.dumped_stacks()
             return stacks if own_code in stacks else None
 
         stacks = wait_for(dumped, timeout_s=10, what=f"{process.name}'s stacks")
