@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import os
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -599,6 +600,9 @@ class Daemon:
             control=_metrics(control.metrics) if control is not None else None,
             env=_finite(
                 {
+                    # The device a worker of `join --gpus` is pinned to, recorded on a run that never
+                    # reached training too; a run that trained records what its training process saw.
+                    "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
                     **result.env,
                     "hardware_class": self.options.hardware.hardware_class,
                     "worker_version": __version__,

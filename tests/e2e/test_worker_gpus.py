@@ -75,7 +75,8 @@ def test_two_gpus_hold_two_leases_at_once_each_pinned_to_its_own_device(network:
     )
     assert "gpu0: worker exited with status 0" in lines and "gpu1: worker exited with status 0" in lines
 
-    # Each worker, and each run's training process, saw its own device and no other.
+    # Each worker, and each run (as its training process saw it, or its worker where it never trained),
+    # saw its own device and no other.
     for gpu in (0, 1):
         published = json.loads((home / f"gpu{gpu}" / "status.json").read_text())
         assert (published["name"], published["cuda_visible_devices"]) == (f"box-gpu{gpu}", str(gpu))

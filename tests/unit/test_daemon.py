@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import signal
 import time
@@ -309,6 +310,19 @@ def test_a_report_carries_the_reason_the_execution_vouches_for_never_the_variant
     [(reason, code, layer)] = coordinator.query("select reason, code, layer from runs")
     assert (reason, code, layer) == ("train() raised ValueError at train.py:3", "variant_crashed", "harness")
     assert "ssh-ed25519" in alice.output.getvalue()  # the volunteer sees it all, on their own screen
+
+
+def test_a_run_that_never_trained_still_records_the_device_its_worker_is_pinned_to(
+    coordinator: Coordinator, volunteer: Callable[[str], Volunteer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")  # as `worker join --gpus 0,1` pins its second worker
+    executor = StandInExecutor(crash=("train() raised ValueError", "train() raised ValueError"))
+
+    volunteer("alice").daemon(executor=executor, max_experiments=1).run()
+
+    [(env,)] = coordinator.query("select env from runs")
+    env = json.loads(env) if isinstance(env, str) else env
+    assert (env["cuda_visible_devices"], env["hardware_class"]) == ("1", "cpu")
 
 
 def test_a_claimed_improvement_is_verified_by_another_account_on_the_unchanged_source(
