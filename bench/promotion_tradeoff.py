@@ -13,7 +13,9 @@ Per margin it prints: the share of no-effect changes that become candidates, the
 candidate is promoted and of such a change overall, the power on 1σ and 2σ gains (claim passed and
 promoted), the verify runs a no-effect candidate costs, and the share of all training runs spent
 verifying when `--null-share` of explored changes have no effect and the rest are harmful
-(never candidates).
+(never candidates). `--saboteurs` makes a share of the verify runs report the candidate
+`--sabotage` σ_p worse than measured; `--one-word-rejects` judges as before a rejection resting on
+one such run waited for another.
 """
 
 from __future__ import annotations
@@ -29,12 +31,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 from coordinator.services.verdicts import Decision, PairedRun, Rules, judge
 
 
-def verify(gain_p: float, claim_p: float, rules: Rules, rng: random.Random) -> tuple[bool, int]:
+def verify(
+    gain_p: float, claim_p: float, rules: Rules, rng: random.Random, args: argparse.Namespace
+) -> tuple[bool, int]:
     """(promoted, paired verify runs) for one candidate of true gain gain_p (σ_p units)."""
     runs: list[PairedRun] = []
     while True:
-        runs.append(PairedRun(str(len(runs)), len(runs), False, rng.gauss(-gain_p, 1.0)))
-        verdict = judge(runs, claimed_gain=claim_p, rules=rules)
+        worse = args.sabotage if rng.random() < args.saboteurs else 0.0
+        runs.append(PairedRun(str(len(runs)), len(runs), False, rng.gauss(-gain_p, 1.0) + worse))
+        verdict = judge(runs, claimed_gain=claim_p, rules=rules, disputable=not args.one_word_rejects)
         if verdict.decision is not Decision.wait:
             return verdict.decision is Decision.promote, len(runs)
 
@@ -51,7 +56,7 @@ def row(margin: float, args: argparse.Namespace, rng: random.Random) -> dict[str
             if claim_p <= margin:
                 continue
             candidates += 1
-            won, runs = verify(gain_p, claim_p, rules, rng)
+            won, runs = verify(gain_p, claim_p, rules, rng, args)
             promoted += won
             verify_runs += runs
         result[f"{label}_candidate_rate"] = candidates / args.trials
@@ -72,13 +77,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quorum", type=int, default=2)
     parser.add_argument("--max-verifications", type=int, default=8)
     parser.add_argument("--null-share", type=float, default=1.0, help="share of explored changes with no effect")
+    parser.add_argument("--saboteurs", type=float, default=0.0,
+                        help="share of verify runs by saboteurs, each reporting --sabotage σ_p worse")  # fmt: skip
+    parser.add_argument("--sabotage", type=float, default=5.0)
+    parser.add_argument("--one-word-rejects", action="store_true",
+                        help="reject on one run far worse than the rest, as before the rule against it")  # fmt: skip
     parser.add_argument("--trials", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     sigma_p = math.sqrt(2.0 * (1.0 - args.shared_fraction))
     print(f"shared fraction {args.shared_fraction}: σ_p = {sigma_p:.3f} σ_seed; quorum {args.quorum},"
-          f" at most {args.max_verifications} verify runs; {args.trials} trials per cell")  # fmt: skip
+          f" at most {args.max_verifications} verify runs; {args.trials} trials per cell"
+          + (f"; {args.saboteurs:.0%} of verify runs {args.sabotage:g} σ_p worse" if args.saboteurs else "")
+          + ("; one run far worse than the rest can reject" if args.one_word_rejects else ""))  # fmt: skip
     header = ("margin(σ_p)", "null→cand", "P(promote|null cand)", "null promoted", "power 1σ", "power 2σ",
               "verify runs/null cand", "verify share")  # fmt: skip
     print("  ".join(f"{h:>12}" for h in header))

@@ -29,6 +29,11 @@ what is left has a standard deviation σ (the track's `noise_sigma`), pooled ove
   more than the author claimed (over twice, and beyond noise) are not believed either: more
   verifiers are asked, and that consensus earns nobody trust. An honest claim that merely fails
   the test costs nobody anything.
+- **One account's word sinks nothing.** A rejection resting on one run far (LONE_DISSENT_SIGMAS)
+  worse than the rest measured (before the quorum, than the author claimed) waits for one more
+  verification when the runs without it would not reject: a saboteur's run on a real gain is
+  then outweighed instead of deciding, and at the cap the candidate is rejected as before.
+  Promotion is untouched, so Wald's bound still holds (it holds whenever the test stops).
 - **Reporting others' work worse.** A saboteur reports others' candidates worse than they are
   (within noise, one run at a time, if it is careful) and its own finds worse, to hide them. Each
   time others measured the same thing (the other consistent verifiers of a decided candidate, in
@@ -60,6 +65,9 @@ MISSED_GAIN_RATE = 0.2  # the chance of rejecting a gain of θ, which sets the e
 LOG_PROMOTE = math.log(1.0 / FALSE_PROMOTION_RATE)
 LOG_REJECT = math.log(MISSED_GAIN_RATE / (1.0 - FALSE_PROMOTION_RATE))
 OUTLIER_SIGMAS = 3.5  # in σ of the difference of two runs, σ·√2: an honest pair that far apart is rarer than 1 in 2,000
+# A rejection resting on one run this far (in σ of the comparison) worse than the rest measured
+# waits for one more verification: an honest pair of runs is that far apart about once in 80.
+LONE_DISSENT_SIGMAS = 2.5
 CLAIM_REFUTED_SIGMAS = 3.5  # in σ of the claim minus the verifiers' mean, σ·√(1 + 1/n)
 REPORT_EXCESS_CLIP = 3.0  # in σ of a difference of two measurements of one thing
 REPORT_BIAS_SHIFT = 2.0  # the bias the record watches for, in σ of a comparison
@@ -164,8 +172,10 @@ def _split_outliers(votes: list[PairedRun], sigma: float) -> tuple[list[PairedRu
     return [run for run in votes if id(run) in chosen], [run for run in votes if id(run) not in chosen], False
 
 
-def judge(runs: Sequence[PairedRun], *, claimed_gain: float | None, rules: Rules) -> Verdict:
-    """The decision on a candidate after its verify runs so far (in the order they came)."""
+def judge(runs: Sequence[PairedRun], *, claimed_gain: float | None, rules: Rules, disputable: bool = True) -> Verdict:
+    """The decision on a candidate after its verify runs so far (in the order they came).
+    `disputable`: whether a rejection resting on one account's word waits for another (False
+    when judging the runs without that word)."""
     sigma = rules.noise_sigma
     votes = one_vote_per_account(runs)
     split = _split_outliers(votes, sigma)
@@ -200,12 +210,28 @@ def judge(runs: Sequence[PairedRun], *, claimed_gain: float | None, rules: Rules
             claim_blamed=blamed,
         )  # fmt: skip
 
+    def reject_unless_one_word(reason: str) -> Verdict:
+        """Reject, unless the rejection rests on one run far worse than the rest measured and the
+        runs without it would not reject: one more verification decides that."""
+        # Before the quorum, a lone run is weighed against the author's claim, which the quorum
+        # would otherwise have weighed it against; a track of quorum 1 takes one verifier's word.
+        worst = _lone_dissent(counted, claimed_gain if n < rules.quorum else None, sigma) if disputable else None
+        if worst is not None and len(votes) < rules.max_runs:
+            rest = [run for run in runs if run.account_id != worst.account_id]
+            if judge(rest, claimed_gain=claimed_gain, rules=rules, disputable=False).decision is not Decision.reject:
+                return verdict(
+                    Decision.wait, 1,
+                    f"the rejection rests on one run far worse than the rest measured ({worst.diff:+.4f});"
+                    " one more verification decides",
+                )  # fmt: skip
+        return verdict(Decision.reject, 0, reason)
+
     evidence = log_likelihood_ratio([run.diff for run in counted], sigma) if counted else 0.0
     if n < rules.quorum:
         if counted and all(run.trusted for run in counted) and evidence <= LOG_REJECT:
             # A clear loss, measured by trusted workers only: rejecting early costs nobody trust
             # and saves the rest of the quorum. Promotion always waits for the whole quorum.
-            return verdict(Decision.reject, 0, _no_gain(gain, n, sigma))
+            return reject_unless_one_word(_no_gain(gain, n, sigma))
         missing = rules.quorum - n
         return verdict(Decision.wait, missing, f"awaiting {missing} more verification(s) from other accounts")
     if rules.need_trusted and not any(run.trusted for run in counted):
@@ -214,7 +240,7 @@ def judge(runs: Sequence[PairedRun], *, claimed_gain: float | None, rules: Rules
     if claimed_gain is not None and claimed_gain - gain > _claim_allowance(rules, n):
         # A quorum measured far less than was claimed: that settles it, however undecided the
         # test between "no gain" and "a small gain" still is.
-        return verdict(Decision.reject, 0, _no_gain(gain, n, sigma))
+        return reject_unless_one_word(_no_gain(gain, n, sigma))
     if claimed_gain is not None and gain - claimed_gain > max(_claim_allowance(rules, n), claimed_gain):
         # More than twice the gain its own author measured, and beyond noise: honest verifiers
         # measure about what an honest author claimed (machines of a class differ, so not
@@ -230,13 +256,29 @@ def judge(runs: Sequence[PairedRun], *, claimed_gain: float | None, rules: Rules
     if evidence >= LOG_PROMOTE:
         return verdict(Decision.promote, 0, None)
     if evidence <= LOG_REJECT:
-        return verdict(Decision.reject, 0, _no_gain(gain, n, sigma))
+        return reject_unless_one_word(_no_gain(gain, n, sigma))
     if n >= rules.max_runs:
         return verdict(
             Decision.reject, 0,
             f"not significant after {n} paired runs: a gain of {gain:.4f} (σ {sigma:.4f})",
         )
     return verdict(Decision.wait, 1, f"undecided after {n} paired runs (gain {gain:.4f}); one more is needed")
+
+
+def _lone_dissent(counted: Sequence[PairedRun], claimed_gain: float | None, sigma: float) -> PairedRun | None:
+    """The run that measured the candidate worst, when it is far (LONE_DISSENT_SIGMAS, in σ of the
+    comparison) worse than what the rest measured: the other counted runs, or where it stands
+    alone, `claimed_gain` (when given). None otherwise."""
+    if not counted:
+        return None
+    worst = max(counted, key=lambda run: run.diff)
+    others = [run.diff for run in counted if run is not worst]
+    if not others and claimed_gain is not None:
+        others = [0.0 - claimed_gain]
+    if not others:
+        return None
+    spread = sigma * math.sqrt(1.0 + 1.0 / len(others))
+    return worst if worst.diff - statistics.fmean(others) > LONE_DISSENT_SIGMAS * spread else None
 
 
 def _refuted_without_the_worst(counted: Sequence[PairedRun], claimed_gain: float, rules: Rules) -> bool:

@@ -17,6 +17,7 @@ from coordinator.models import Worker as WorkerRow
 from coordinator.services.moderation import release
 from coordinator.services.reaper import reap
 from coordinator.services.tracks import TrackParams, quorum_shortfalls
+from coordinator.services.verdicts import pooled_sigma
 from tests.api.conftest import TRACK, Coordinator, Worker, calibrate
 
 TIMEOUT_S = 3600.0
@@ -196,21 +197,24 @@ def record(coordinator: Coordinator, worker: Worker) -> tuple[float, int]:
 def test_a_verifier_that_reports_others_work_worse_within_noise_is_quarantined_and_its_rejections_reopened(
     coordinator: Coordinator, make_worker
 ) -> None:
-    # Each run of the saboteur is 0.04 from the honest verifier's, inside the outlier limit
-    # (3.5σ·√2, σ 0.0125 once the spread of these pairs is pooled in): both count, and the
-    # candidate is rejected. No single run can be blamed, but the same excess every time
-    # (0.04 / σ√2 = 2.26σ of a comparison, less the record's drift of 1) adds up.
+    # Each run of the saboteur is 0.03 from the honest verifier's: inside the outlier limit
+    # (3.5σ·√2) and the lone-dissent limit (2.5σ·√2 = 0.0354 at the track's σ of 0.01), so both
+    # count and the candidate is rejected. No single run can be blamed, but the same excess every
+    # time (0.03 / σ√2 in σ of a comparison, σ pooled with each candidate's spread, less the
+    # record's drift of 1) adds up.
     alice, bob, saboteur = make_worker("a1", "alice"), make_worker("b1", "bob"), make_worker("s1", "sab")
     calibrate(coordinator, [1.00, 1.00])
-    step = 0.04 / (0.0125 * math.sqrt(2)) - 1.0
+    expected = 0.0
     claims = []
-    for n in range(1, 8):
+    for n in range(1, 13):
         claims.append(alice.run(alice.lease(), 0.98)["variant_hash"])  # claims a gain of 2σ
-        bob.run(bob.lease(), 0.98)  # measures the gain
-        sunk = saboteur.run(saboteur.lease(), 1.02)  # reports a loss
-        assert record(coordinator, saboteur) == (pytest.approx(n * step), n)
-        assert trust(coordinator, saboteur)[2] is (n == 7)
-        assert sunk["variant_status"] == ("candidate" if n == 7 else "rejected")
+        bob.run(bob.lease(), 0.985)  # measures a gain of 1.5σ
+        sunk = saboteur.run(saboteur.lease(), 1.015)  # reports a loss as large
+        sigma = pooled_sigma(0.01, sum_squares=n * 2 * 0.015**2, df=n)
+        expected += 0.03 / (sigma * math.sqrt(2)) - 1.0
+        assert record(coordinator, saboteur) == (pytest.approx(expected), n)
+        assert trust(coordinator, saboteur)[2] is (n == 12)
+        assert sunk["variant_status"] == ("candidate" if n == 12 else "rejected")
         if n == 1:
             # Inside the allowance, these claims are not refuted; mark the first as a saboteur's
             # larger excess would have, to see the re-opening clear it.
@@ -223,7 +227,7 @@ def test_a_verifier_that_reports_others_work_worse_within_noise_is_quarantined_a
     assert (refused.status_code, refused.json()["code"]) == (403, "worker_quarantined")
     assert refused.json()["message"] == (
         "this worker is quarantined: reports others' work worse than other accounts measure it: its record"
-        f" reached 8.8 (the bound is 8) over its last 7 comparisons, the last a verify run of {claims[-1][:12]}"
+        f" reached 8.5 (the bound is 8) over its last 12 comparisons, the last a verify run of {claims[-1][:12]}"
     )
     # Its runs no longer count: every claim it helped reject waits for another account again.
     for digest in claims:
@@ -232,7 +236,7 @@ def test_a_verifier_that_reports_others_work_worse_within_noise_is_quarantined_a
             "re-opened: a verifier of its rejection, s1, was quarantined for reporting others' work worse;"
             " awaiting 1 more verification(s) from other accounts"
         ))  # fmt: skip
-    assert refuted(coordinator, claims) == [False] * 7  # no longer refuted: the measurement may be reused
+    assert refuted(coordinator, claims) == [False] * 12  # no longer refuted: the measurement may be reused
     carol = make_worker("c1", "carol")
     verify = carol.lease()
     assert (verify["kind"], verify["variant"]["hash"] in claims) == ("verify", True)
@@ -344,8 +348,9 @@ class TestSpotChecks:
 def test_a_refuted_claim_that_costs_no_strike_still_ends_its_authors_run_of_valid_results(
     coordinator: Coordinator, make_worker
 ) -> None:
-    # One verifier measures 0.02 of a claimed 0.05, another reports 0.025 worse than the head: the
-    # claim is refuted, but not without the worse run, so its author takes no strike. It is still
+    # One verifier measures 0.015 of a claimed 0.05, another reports 0.018 worse than the head (0.033
+    # from the first: inside noise, short of a lone dissent): the claim is refuted (0.0515 short,
+    # allowed 0.05), but not without the worse run, so its author takes no strike. It is still
     # not a valid result: a worker that lied on every claim could otherwise verify its way to trust.
     alice, bob, carol = make_worker("a1", "alice"), make_worker("b1", "bob"), make_worker("c1", "carol")
     calibrate(coordinator, [1.00, 1.00])
@@ -353,8 +358,8 @@ def test_a_refuted_claim_that_costs_no_strike_still_ends_its_authors_run_of_vali
         session.get(WorkerRow, alice.worker_id).valid_streak = 9
         session.commit()
     claim = alice.run(alice.lease(), 0.95)
-    bob.run(bob.lease(), 0.98)
-    sunk = carol.run(carol.lease(), 1.025)
+    bob.run(bob.lease(), 0.985)
+    sunk = carol.run(carol.lease(), 1.018)
     assert sunk["variant_status"] == "rejected"
     assert refuted(coordinator, [claim["variant_hash"]]) == [True]
     assert trust(coordinator, alice) == (0, 0, False)

@@ -203,15 +203,48 @@ def test_a_claim_becomes_a_candidate_only_beyond_its_margin() -> None:
 
 
 def test_a_claim_one_verifier_sinks_is_refuted_but_costs_its_author_nothing() -> None:
-    # An honest claim of 0.05; one verifier measures 0.02 of it, another reports 0.025 worse than
-    # the head, inside the outlier limit (0.0495). Together they refute the claim (0.0525 short,
-    # allowed 0.0429), but without the worse run the other alone does not (0.03 short, allowed
-    # 0.0495): the candidate is rejected and its author keeps its trust.
-    verdict = judge([run(1, -0.02), run(2, 0.025)], claimed_gain=0.05, rules=RULES)
+    # An honest claim of 0.05; one verifier measures 0.02 of it, another reports 0.01 worse than
+    # the head, 0.03 from the first: inside noise (the lone-dissent limit is 0.0354). Together they
+    # refute the claim (0.045 short, allowed 0.0429), but without the worse run the other alone does
+    # not (0.03 short, allowed 0.0495): the candidate is rejected and its author keeps its trust.
+    verdict = judge([run(1, -0.02), run(2, 0.01)], claimed_gain=0.05, rules=RULES)
     assert (verdict.decision, verdict.claim_refuted, verdict.claim_blamed) == (Decision.reject, True, False)
     # A liar's claim is refuted by any one honest verifier: it pays.
     verdict = judge([run(1, 0.0), run(2, 0.001)], claimed_gain=0.30, rules=RULES)
     assert (verdict.decision, verdict.claim_refuted, verdict.claim_blamed) == (Decision.reject, True, True)
+
+
+def test_one_run_far_worse_than_the_rest_does_not_reject_alone_and_one_more_verification_decides() -> None:
+    # A saboteur reports a real gain 0.045 worse than the honest verifier measured it: inside the
+    # outlier limit (0.0495), beyond the lone-dissent limit (2.5σ·√2 = 0.0354). Without that run
+    # there is no quorum, so nothing is decided on its word.
+    honest, saboteur = run(1, -0.02), run(2, 0.025)
+    verdict = judge([honest, saboteur], claimed_gain=0.025, rules=RULES)
+    assert (verdict.decision, verdict.awaiting, verdict.counted) == (Decision.wait, 1, (honest, saboteur))
+    assert verdict.reason == (
+        "the rejection rests on one run far worse than the rest measured (+0.0250); one more verification decides"
+    )
+    # Where the runs without it reject as well, it is rejected on all of them.
+    runs = [run(1, 0.001), run(2, 0.04), run(3, -0.002)]
+    verdict = judge(runs, claimed_gain=0.015, rules=RULES)
+    assert (verdict.decision, verdict.outliers) == (Decision.reject, ())
+    assert verdict.reason == "no significant improvement: verifiers measured a gain of -0.0130 over 3 paired runs (σ 0.0100)"
+    # At the cap nobody is left to ask.
+    capped = Rules(noise_sigma=SIGMA, quorum=2, max_runs=2, tolerance=0.02)
+    assert judge([honest, saboteur], claimed_gain=0.025, rules=capped).decision is Decision.reject
+
+
+def test_a_lone_trusted_run_far_worse_than_the_claim_waits_for_the_quorum() -> None:
+    # One trusted run 0.03 worse than the head against a claim of 0.02: one account's word against
+    # another's (a saboteur's run on an honest claim, or an honest run on a liar's), so the quorum decides.
+    verdict = judge([run(1, 0.03, trusted=True)], claimed_gain=0.02, rules=RULES)
+    assert (verdict.decision, verdict.awaiting) == (Decision.wait, 1)
+    assert verdict.reason == (
+        "the rejection rests on one run far worse than the rest measured (+0.0300); one more verification decides"
+    )
+    # A track of quorum 1 takes its one verifier's word.
+    single = Rules(noise_sigma=SIGMA, quorum=1, max_runs=6, tolerance=0.02)
+    assert judge([run(1, 0.03, trusted=True)], claimed_gain=0.02, rules=single).decision is Decision.reject
 
 
 def test_a_negative_result_hid_a_gain_when_its_verifiers_measured_far_more_than_it_claimed() -> None:
