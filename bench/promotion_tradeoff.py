@@ -14,7 +14,8 @@ candidate is promoted and of such a change overall, the power on 1σ and 2σ gai
 promoted), the verify runs a no-effect candidate costs, and the share of all training runs spent
 verifying when `--null-share` of explored changes have no effect and the rest are harmful
 (never candidates). `--saboteurs` makes a share of the verify runs report the candidate
-`--sabotage` σ_p worse than measured; `--one-word-rejects` judges as before a rejection resting on
+`--sabotage` σ_p worse than measured, `--rubber-stamps` a share confirm the claimed gain whatever
+it is; `--one-word-rejects` judges as before a rejection resting on
 one such run waited for another.
 """
 
@@ -37,8 +38,12 @@ def verify(
     """(promoted, paired verify runs) for one candidate of true gain gain_p (σ_p units)."""
     runs: list[PairedRun] = []
     while True:
-        worse = args.sabotage if rng.random() < args.saboteurs else 0.0
-        runs.append(PairedRun(str(len(runs)), len(runs), False, rng.gauss(-gain_p, 1.0) + worse))
+        draw = rng.random()
+        if draw < args.rubber_stamps:
+            diff = rng.gauss(-claim_p, 0.3)  # confirms the claim, trained or not
+        else:
+            diff = rng.gauss(-gain_p, 1.0) + (args.sabotage if draw < args.rubber_stamps + args.saboteurs else 0.0)
+        runs.append(PairedRun(str(len(runs)), len(runs), False, diff))
         verdict = judge(runs, claimed_gain=claim_p, rules=rules, disputable=not args.one_word_rejects)
         if verdict.decision is not Decision.wait:
             return verdict.decision is Decision.promote, len(runs)
@@ -80,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--saboteurs", type=float, default=0.0,
                         help="share of verify runs by saboteurs, each reporting --sabotage σ_p worse")  # fmt: skip
     parser.add_argument("--sabotage", type=float, default=5.0)
+    parser.add_argument("--rubber-stamps", type=float, default=0.0,
+                        help="share of verify runs by rubber stamps, each confirming the claimed gain")  # fmt: skip
     parser.add_argument("--one-word-rejects", action="store_true",
                         help="reject on one run far worse than the rest, as before the rule against it")  # fmt: skip
     parser.add_argument("--trials", type=int, default=20000)
@@ -90,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"shared fraction {args.shared_fraction}: σ_p = {sigma_p:.3f} σ_seed; quorum {args.quorum},"
           f" at most {args.max_verifications} verify runs; {args.trials} trials per cell"
           + (f"; {args.saboteurs:.0%} of verify runs {args.sabotage:g} σ_p worse" if args.saboteurs else "")
+          + (f"; {args.rubber_stamps:.0%} of verify runs confirm the claim" if args.rubber_stamps else "")
           + ("; one run far worse than the rest can reject" if args.one_word_rejects else ""))  # fmt: skip
     header = ("margin(σ_p)", "null→cand", "P(promote|null cand)", "null promoted", "power 1σ", "power 2σ",
               "verify runs/null cand", "verify share")  # fmt: skip
