@@ -27,6 +27,7 @@ import math
 import secrets
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Select, and_, case, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
@@ -81,45 +82,50 @@ def is_trusted(worker: Worker) -> bool:
 
 
 def _pending(session: Session, *, variant_id: int, kind: LeaseKind) -> tuple[int, int]:
-    """(active leases, valid runs) of `kind` on a variant: the work under way and done."""
-    done = session.scalar(
+    """(active leases, valid runs) of `kind` on a variant: the work under way and done (one statement)."""
+    done = (
         select(func.count()).select_from(Run).where(
             Run.variant_id == variant_id, Run.kind == kind.value, Run.status == RunStatus.ok.value
         )
+    )  # fmt: skip
+    row = session.execute(select(_active_leases(variant_id, kind).scalar_subquery(), done.scalar_subquery())).one()
+    return int(row[0] or 0), int(row[1] or 0)
+
+
+def _verify_runs(query: Select[Any], variant_id: int, control_id: int | None) -> Select[Any]:
+    return (
+        query.join(Lease, Lease.id == Run.lease_id)
+        .join(Worker, Worker.id == Run.worker_id)
+        .where(
+            Run.variant_id == variant_id,
+            Run.kind == LeaseKind.verify.value,
+            Run.status == RunStatus.ok.value,
+            Lease.control_variant_id == control_id,
+            Worker.quarantined.is_(False),
+        )
     )
-    return _active_count(session, variant_id=variant_id, kind=kind), int(done or 0)
 
 
 def verify_runs_against(session: Session, variant_id: int, control_id: int | None) -> list[Run]:
     """A variant's valid verify runs paired with `control_id`: runs paired with an earlier head
     measured their gain over another reference, and no longer count; nor do a quarantined
     worker's."""
-    return list(
-        session.scalars(
-            select(Run)
-            .join(Lease, Lease.id == Run.lease_id)
-            .join(Worker, Worker.id == Run.worker_id)
-            .where(
-                Run.variant_id == variant_id,
-                Run.kind == LeaseKind.verify.value,
-                Run.status == RunStatus.ok.value,
-                Lease.control_variant_id == control_id,
-                Worker.quarantined.is_(False),
-            )
-            .order_by(Run.id)
-        )
+    return list(session.scalars(_verify_runs(select(Run), variant_id, control_id).order_by(Run.id)))
+
+
+def _verify_run_count(session: Session, variant_id: int, control_id: int | None) -> int:
+    """len(verify_runs_against(...)), counted by the database."""
+    return int(session.scalar(_verify_runs(select(func.count()).select_from(Run), variant_id, control_id)) or 0)
+
+
+def _active_leases(variant_id: int, kind: LeaseKind) -> Select[Any]:
+    return select(func.count()).select_from(Lease).where(
+        Lease.variant_id == variant_id, Lease.kind == kind.value, Lease.state == ACTIVE
     )
 
 
 def _active_count(session: Session, *, variant_id: int, kind: LeaseKind) -> int:
-    return int(
-        session.scalar(
-            select(func.count()).select_from(Lease).where(
-                Lease.variant_id == variant_id, Lease.kind == kind.value, Lease.state == ACTIVE
-            )
-        )
-        or 0
-    )
+    return int(session.scalar(_active_leases(variant_id, kind)) or 0)
 
 
 def _account_count(session: Session, *, variant_id: int, kind: LeaseKind, account_id: int) -> int:
@@ -270,14 +276,17 @@ def _candidate_for(session: Session, track: Track, worker: Worker, *, now: datet
         # leases and runs that only reference a candidate do not make it skipped.
         .with_for_update(skip_locked=True, key_share=True, of=Variant)
     )
-    audited = head_audited(session, track)
+    audited: bool | None = None  # asked once, and only when there is a candidate to ask it for
     open_slots = []
     for variant in session.scalars(query):
-        if variant.status == VariantStatus.candidate.value and not audited:
-            continue  # spot checks go on; candidates wait for the head's audit
+        if variant.status == VariantStatus.candidate.value:
+            if audited is None:
+                audited = head_audited(session, track)
+            if not audited:
+                continue  # spot checks go on; candidates wait for the head's audit
         active = _active_count(session, variant_id=variant.id, kind=LeaseKind.verify)
         control = variant.parent_id if variant.status != VariantStatus.candidate.value else track.head_variant_id
-        done = len(verify_runs_against(session, variant.id, control))
+        done = _verify_run_count(session, variant.id, control)
         if variant.status == VariantStatus.candidate.value:
             wanted = done + active < track.max_verifications and active < max(track.quorum - done, 1)
         else:
