@@ -15,8 +15,8 @@ promoted), the verify runs a no-effect candidate costs, and the share of all tra
 verifying when `--null-share` of explored changes have no effect and the rest are harmful
 (never candidates). `--saboteurs` makes a share of the verify runs report the candidate
 `--sabotage` σ_p worse than measured, `--rubber-stamps` a share confirm the claimed gain whatever
-it is; `--one-word-rejects` judges as before a rejection resting on
-one such run waited for another.
+it is; `--one-word-rejects` judges as the code did before a rejection resting on one run far worse
+than the rest waited for one more verifier.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ LOG_REJECT = math.log(MISSED_GAIN_RATE / (1.0 - FALSE_PROMOTION_RATE))
 OUTLIER_SIGMAS = 3.5  # in σ of the difference of two runs, σ·√2: an honest pair that far apart is rarer than 1 in 2,000
 # A rejection resting on one run this far (in σ of the comparison) worse than the rest measured
 # waits for one more verification: an honest pair of runs is that far apart about once in 80.
-LONE_DISSENT_SIGMAS = 2.5
+LONE_DISSENT_SIGMAS = 2.5  # below REPORT_EXCESS_CLIP
 CLAIM_REFUTED_SIGMAS = 3.5  # in σ of the claim minus the verifiers' mean, σ·√(1 + 1/n)
 REPORT_EXCESS_CLIP = 3.0  # in σ of a difference of two measurements of one thing
 REPORT_BIAS_SHIFT = 2.0  # the bias the record watches for, in σ of a comparison
@@ -277,8 +277,8 @@ def _lone_dissent(counted: Sequence[PairedRun], claimed_gain: float | None, sigm
         others = [0.0 - claimed_gain]
     if not others:
         return None
-    spread = sigma * math.sqrt(1.0 + 1.0 / len(others))
-    return worst if worst.diff - statistics.fmean(others) > LONE_DISSENT_SIGMAS * spread else None
+    # The excess is clipped at REPORT_EXCESS_CLIP, above LONE_DISSENT_SIGMAS: the test is unchanged by it.
+    return worst if report_excess(worst.diff, others, sigma) > LONE_DISSENT_SIGMAS else None
 
 
 def _refuted_without_the_worst(counted: Sequence[PairedRun], claimed_gain: float, rules: Rules) -> bool:
