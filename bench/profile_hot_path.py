@@ -45,11 +45,16 @@ async def _inline(func: Any, *args: Any, **_kwargs: Any) -> Any:
 
 
 class StatementCounter:
+    """Counts the statements sent, and each one's shape (its first 90 characters) per endpoint."""
+
     def __init__(self) -> None:
         self.count = 0
+        self.endpoint = ""
+        self.shapes: dict[tuple[str, str], int] = defaultdict(int)
 
-    def __call__(self, *_args: Any) -> None:
+    def __call__(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         self.count += 1
+        self.shapes[(self.endpoint, " ".join(statement.split())[:90])] += 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=50)
     parser.add_argument("--cycles", type=int, default=500)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--statements", action="store_true", help="list each endpoint's statements by shape")
     args = parser.parse_args(argv)
 
     baseline = (REPO_ROOT / "baseline" / "train.py").read_text()
@@ -91,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 calls: dict[str, int] = defaultdict(int)
 
                 def timed(endpoint: str, method: str, path: str, **kwargs: Any) -> Any:
+                    counter.endpoint = endpoint
                     before, began = counter.count, time.perf_counter()
                     response = client.request(method, path, **kwargs)
                     seconds[endpoint] += time.perf_counter() - began
@@ -120,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     for endpoint in calls:
         print(f"{endpoint:<10} {calls[endpoint]:>6} {seconds[endpoint] / calls[endpoint] * 1000:8.2f} "
               f"{statements[endpoint] / calls[endpoint]:9.1f}")  # fmt: skip
+    if args.statements:
+        for (endpoint, shape), count in sorted(counter.shapes.items(), key=lambda item: (item[0][0], -item[1])):
+            if endpoint:
+                print(f"{endpoint:<10} {count / calls[endpoint]:5.2f}  {shape}")
     stats = pstats.Stats(profile)
     app_s = sum(seconds.values())
     called, spent = cumulative(stats, "check_source")

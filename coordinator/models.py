@@ -221,6 +221,7 @@ class Lease(Base):
     variant: Mapped[Variant] = relationship(lazy="joined", foreign_keys=[variant_id])
     control: Mapped[Variant | None] = relationship(lazy="joined", foreign_keys=[control_variant_id])
     worker: Mapped[Worker] = relationship(lazy="joined")
+    track: Mapped[Track] = relationship()
 
 
 class Run(Base):

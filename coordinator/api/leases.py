@@ -14,7 +14,6 @@ from coordinator.models import Variant as VariantRow
 from coordinator.services import leases as lease_service
 from coordinator.services.holdout import has_holdout, holdout_secret, holdout_windows
 from coordinator.services.results import submit_result
-from coordinator.services.tracks import get_track
 from coordinator.services.verification import SpotCheckRates
 from shared.protocol import (
     ErrorBody,
@@ -77,7 +76,7 @@ def request_lease(body: LeaseRequest, worker: WriterWorker, session: SessionDep,
         return LeaseResponse(lease=None, retry_after_s=settings.no_work_retry_after_s)
     state.metrics.leases.labels(lease.kind, ISSUED).inc()
     log.info("lease %s: %s of %s on %s to worker %s", lease.id, lease.kind, lease.variant.hash[:12], lease.track_id, worker.id)
-    track = get_track(session, lease.track_id)
+    track = lease.track
     state.read_cache.note_activity(track.id)
     state.kv.publish(track.id, {"type": "lease", "kind": lease.kind, "worker": worker.name})
     interval = lease_service.heartbeat_interval(track, shortest_s=settings.heartbeat_interval_s)
@@ -109,7 +108,7 @@ def holdout(lease_id: str, worker: CurrentWorker, session: SessionDep, state: St
 def heartbeat(
     lease_id: str, body: HeartbeatRequest, worker: CurrentWorker, session: SessionDep, state: StateDep, now: NowDep
 ) -> HeartbeatResponse:
-    lease = lease_service.get_owned_lease(session, lease_id, worker)
+    lease = lease_service.get_owned_lease(session, lease_id, worker, bare=True)
     deadline = lease_service.heartbeat(session, lease, now=now, slack_s=state.settings.lease_slack_s)
     session.commit()
     return HeartbeatResponse(deadline=deadline)
@@ -119,7 +118,7 @@ def heartbeat(
 def release(
     lease_id: str, body: ReleaseRequest, worker: WriterWorker, session: SessionDep, state: StateDep, now: NowDep
 ) -> Response:
-    lease = lease_service.get_owned_lease(session, lease_id, worker, for_update=True)
+    lease = lease_service.get_owned_lease(session, lease_id, worker, for_update=True, bare=True)
     already = lease.state == lease_service.RELEASED
     lease_service.release(session, lease, reason=body.reason, now=now)
     session.commit()

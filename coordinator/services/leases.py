@@ -29,8 +29,8 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Select, and_, case, func, or_, select, union, update
+from sqlalchemy.orm import Session, aliased, joinedload, lazyload
 
 from coordinator.errors import DomainError
 from coordinator.models import Lease, Run, Track, Variant, Worker
@@ -145,26 +145,26 @@ def _account_count(session: Session, *, variant_id: int, kind: LeaseKind, accoun
 
 def _involved_accounts(session: Session, head: Variant) -> set[int]:
     """The accounts that promoted the head: its author's and its verifiers'."""
-    involved = set(
-        session.scalars(
-            select(Worker.account_id).join(Lease, Lease.worker_id == Worker.id).where(
-                Lease.variant_id == head.id, Lease.kind == LeaseKind.verify.value
-            )
-        )
+    return set(session.scalars(_involved(head.id)))
+
+
+def _involved(head_id: int) -> Select[Any]:
+    """The accounts that promoted a head, as a query: its verifiers' and its author's."""
+    verifier, author = aliased(Worker), aliased(Worker)
+    verifiers = select(verifier.account_id).join(Lease, Lease.worker_id == verifier.id).where(
+        Lease.variant_id == head_id, Lease.kind == LeaseKind.verify.value
     )
-    if head.author is not None:
-        involved.add(head.author.account_id)
-    return involved
+    authors = select(author.account_id).join(Variant, Variant.author_worker_id == author.id).where(Variant.id == head_id)
+    return select(union(verifiers, authors).subquery().c[0])
 
 
-def _auditor_accounts(session: Session, track: Track, involved: set[int]) -> int:
+def _auditors(track: Track, head_id: int) -> Select[Any]:
     """How many accounts on the track's hardware class took no part in the head's promotion."""
-    query = select(func.count(func.distinct(Worker.account_id))).where(
-        Worker.hardware_class == track.hardware_class, Worker.quarantined.is_(False)
+    return select(func.count(func.distinct(Worker.account_id))).where(
+        Worker.hardware_class == track.hardware_class,
+        Worker.quarantined.is_(False),
+        Worker.account_id.not_in(_involved(head_id).correlate(None)),
     )
-    if involved:
-        query = query.where(Worker.account_id.not_in(involved))
-    return int(session.scalar(query) or 0)
 
 
 def _needs_calibration(session: Session, track: Track, worker: Worker) -> Variant | None:
@@ -195,7 +195,7 @@ def _needs_calibration(session: Session, track: Track, worker: Worker) -> Varian
     if head.author is not None and head.author.account_id == worker.account_id:
         return None
     involved = _involved_accounts(session, head)
-    if worker.account_id in involved and _auditor_accounts(session, track, involved) > 0:
+    if worker.account_id in involved and int(session.scalar(_auditors(track, head.id)) or 0) > 0:
         return None
     return head
 
@@ -211,16 +211,26 @@ def head_audited(session: Session, track: Track) -> bool:
         return True
     # Read from the database, not the session: another request may have promoted this head since
     # the session first loaded it (on SQLite, reads before a write see each commit as it lands).
-    previous = session.scalar(select(Variant.previous_head_id).where(Variant.id == head.id))
+    # One statement: the head's predecessor, the accounts that could audit it, its audits done.
+    done = (
+        select(func.count()).select_from(Run).where(
+            Run.variant_id == head.id, Run.kind == LeaseKind.calibrate.value, Run.status == RunStatus.ok.value
+        )
+    )  # fmt: skip
+    previous, auditors, calibrated = session.execute(
+        select(
+            select(Variant.previous_head_id).where(Variant.id == head.id).scalar_subquery(),
+            _auditors(track, head.id).scalar_subquery(),
+            done.scalar_subquery(),
+        )
+    ).one()
     if previous is None:
         return True
-    needed = min(track.calibration_runs, _auditor_accounts(session, track, _involved_accounts(session, head)))
-    _active, done = _pending(session, variant_id=head.id, kind=LeaseKind.calibrate)
-    return done >= needed
+    return int(calibrated or 0) >= min(track.calibration_runs, int(auditors or 0))
 
 
-def _verifier_rank(candidate: Variant, worker: Worker) -> bytes:
-    return hashlib.sha256(f"verifier:{candidate.hash}:{worker.id}".encode()).digest()
+def _verifier_rank(candidate_hash: str, worker: Worker) -> bytes:
+    return hashlib.sha256(f"verifier:{candidate_hash}:{worker.id}".encode()).digest()
 
 
 def _handed_back_verifies(session: Session, worker: Worker, *, now: datetime) -> int:
@@ -237,12 +247,41 @@ def _handed_back_verifies(session: Session, worker: Worker, *, now: datetime) ->
     )
 
 
+def _verify_work(track: Track) -> Select[Any]:
+    """Each variant's (active verify leases, valid verify runs against its control): a candidate's
+    control is the head, a spot check's its parent. Select from it by Variant.id."""
+    control = case((Variant.status == VariantStatus.candidate.value, track.head_variant_id), else_=Variant.parent_id)
+    verifier = aliased(Worker)
+    runs = (
+        select(func.count()).select_from(Run)
+        .join(Lease, Lease.id == Run.lease_id)
+        .join(verifier, verifier.id == Run.worker_id)
+        .where(
+            Run.variant_id == Variant.id,
+            Run.kind == LeaseKind.verify.value,
+            Run.status == RunStatus.ok.value,
+            Lease.control_variant_id == control,
+            verifier.quarantined.is_(False),
+        )
+    )  # fmt: skip
+    active = select(func.count()).select_from(Lease).where(
+        Lease.variant_id == Variant.id, Lease.kind == LeaseKind.verify.value, Lease.state == ACTIVE
+    )
+    return select(
+        Variant.id, active.correlate(Variant).scalar_subquery(), runs.correlate(Variant).scalar_subquery()
+    )
+
+
 def _candidate_for(session: Session, track: Track, worker: Worker, *, now: datetime) -> Variant | None:
     """A variant this worker may verify: a candidate, or a negative result picked for a spot check;
     another account's, never leased to this account before, not one this worker's account reported
     itself (two agents can propose the same source at once: a claim's verifier must not be one of
     its claimants), and still short of verifiers: a candidate takes as many at once as it needs for
-    a quorum, then one at a time, up to the track's cap; a spot check takes one."""
+    a quorum, then one at a time, up to the track's cap; a spot check takes one.
+
+    Three statements whatever the queue's length: lock the variants in view (their ids), count
+    their verify work under the lock, load the one picked (with the head's audit asked in between
+    when a candidate is among those open)."""
     if _handed_back_verifies(session, worker, now=now) >= MAX_VERIFY_HANDBACKS:
         return None
     claimant = aliased(Worker)
@@ -257,7 +296,7 @@ def _candidate_for(session: Session, track: Track, worker: Worker, *, now: datet
         .where(Lease.kind == LeaseKind.verify.value, claimant.account_id == worker.account_id)
     )
     query = (
-        select(Variant)
+        select(Variant.id, Variant.hash, Variant.status)
         .join(Worker, Worker.id == Variant.author_worker_id)
         .where(
             Variant.track_id == track.id,
@@ -276,26 +315,36 @@ def _candidate_for(session: Session, track: Track, worker: Worker, *, now: datet
         # leases and runs that only reference a candidate do not make it skipped.
         .with_for_update(skip_locked=True, key_share=True, of=Variant)
     )
+    in_view = session.execute(query).all()
+    if not in_view:
+        return None
+    # Counted in a statement of their own, after the lock: a count taken by the locking statement
+    # would read from before another replica's lease on the same row committed.
+    work = {row[0]: (int(row[1] or 0), int(row[2] or 0)) for row in session.execute(
+        _verify_work(track).where(Variant.id.in_([variant_id for variant_id, _hash, _status in in_view]))
+    )}  # fmt: skip
     audited: bool | None = None  # asked once, and only when there is a candidate to ask it for
-    open_slots = []
-    for variant in session.scalars(query):
-        if variant.status == VariantStatus.candidate.value:
+    open_slots: list[tuple[int, str]] = []
+    for variant_id, variant_hash, status in in_view:
+        active, done = work[variant_id]
+        if status == VariantStatus.candidate.value:
+            wanted = done + active < track.max_verifications and active < max(track.quorum - done, 1)
+        else:
+            wanted = done + active == 0
+        if not wanted:
+            continue
+        if status == VariantStatus.candidate.value:
             if audited is None:
                 audited = head_audited(session, track)
             if not audited:
                 continue  # spot checks go on; candidates wait for the head's audit
-        active = _active_count(session, variant_id=variant.id, kind=LeaseKind.verify)
-        control = variant.parent_id if variant.status != VariantStatus.candidate.value else track.head_variant_id
-        done = _verify_run_count(session, variant.id, control)
-        if variant.status == VariantStatus.candidate.value:
-            wanted = done + active < track.max_verifications and active < max(track.quorum - done, 1)
-        else:
-            wanted = done + active == 0
-        if wanted:
-            open_slots.append(variant)
-            if len(open_slots) == VERIFY_WINDOW:
-                break
-    return min(open_slots, key=lambda variant: _verifier_rank(variant, worker), default=None)
+        open_slots.append((variant_id, variant_hash))
+        if len(open_slots) == VERIFY_WINDOW:
+            break
+    if not open_slots:
+        return None
+    picked, _hash = min(open_slots, key=lambda slot: _verifier_rank(slot[1], worker))
+    return session.get(Variant, picked)
 
 
 def explore_reference(session: Session, worker: Worker, parent: Variant) -> Run | None:
@@ -400,24 +449,32 @@ def assign_lease(
         runs = 2 if control is not None else 1
         lease = Lease(
             id=uuid.uuid4().hex,
-            track_id=track.id,
+            track=track,
             kind=kind.value,
-            variant_id=variant.id,
-            control_variant_id=control.id if control is not None else None,
-            worker_id=worker.id,
+            variant=variant,
+            control=control,
+            worker=worker,
             seed=seed,
             state=ACTIVE,
             deadline=now + lease_ttl(track, slack_s=slack_s, runs=runs),
         )
         session.add(lease)
         session.flush()
-        session.refresh(lease)
         return lease
     return None
 
 
-def get_owned_lease(session: Session, lease_id: str, worker: Worker, *, for_update: bool = False) -> Lease:
+def get_owned_lease(
+    session: Session, lease_id: str, worker: Worker, *, for_update: bool = False, bare: bool = False
+) -> Lease:
+    """The worker's lease, with its variants; `bare`: without them (their sources are most of a
+    lease's bytes), with its track's budget instead, for a heartbeat or a release."""
     query = select(Lease).where(Lease.id == lease_id)
+    if bare:
+        query = query.options(
+            lazyload(Lease.variant), lazyload(Lease.control), lazyload(Lease.worker),
+            joinedload(Lease.track).load_only(Track.time_budget_s, Track.grace_s),
+        )  # fmt: skip
     if for_update:
         query = query.with_for_update(of=Lease)
     lease = session.scalars(query).one_or_none()
@@ -443,8 +500,7 @@ def ensure_live(lease: Lease, *, now: datetime) -> None:
 
 def heartbeat(session: Session, lease: Lease, *, now: datetime, slack_s: float) -> datetime:
     ensure_live(lease, now=now)
-    track = get_track(session, lease.track_id)
-    ttl = lease_ttl(track, slack_s=slack_s, runs=2 if lease.control_variant_id is not None else 1)
+    ttl = lease_ttl(lease.track, slack_s=slack_s, runs=2 if lease.control_variant_id is not None else 1)
     # Coalesced: the deadline is written only once less than half the lease's lifetime is left, so
     # a worker heartbeating every few seconds costs PostgreSQL one write per half lifetime (minutes),
     # and a lease still never expires while its heartbeats come. The deadline stays in the database
