@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import random
 import statistics
 import sys
@@ -52,6 +53,7 @@ from shared.signing import SigningKey  # noqa: E402
 from worker.agents.offline import OfflineAgent  # noqa: E402
 
 P99_GOAL_S = 0.2
+CONNECTIONS_PER_CLIENT = 16
 
 
 @dataclass
@@ -178,19 +180,28 @@ class Load:
 
     async def run(self, workers: int) -> Stats:
         args = self.args
-        limits = httpx.Limits(max_connections=args.connections, max_keepalive_connections=args.connections)
-        async with httpx.AsyncClient(timeout=args.timeout_s, limits=limits) as client:
+        # Several small clients, not one pool of every connection: httpx looks over its whole pool
+        # for each request it places, so one pool of hundreds of connections costs the load client
+        # (on the coordinator's cores) more than the coordinator spends on the request.
+        shards = max(1, math.ceil(args.connections / CONNECTIONS_PER_CLIENT))
+        size = math.ceil(args.connections / shards)
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [
+                await stack.enter_async_context(httpx.AsyncClient(timeout=args.timeout_s, limits=limits))
+                for _ in range(shards)
+            ]
             gate = asyncio.Semaphore(32)
 
             async def register(index: int) -> dict[str, Any]:
                 async with gate:
-                    return await self.register(client, index)
+                    return await self.register(clients[index % shards], index)
 
             states = await asyncio.gather(*(register(i) for i in range(workers)))
             print(f"  {workers} workers registered", file=sys.stderr)
-            tasks = [asyncio.create_task(self.worker(client, state)) for state in states]
+            tasks = [asyncio.create_task(self.worker(clients[i % shards], state)) for i, state in enumerate(states)]
             if args.page_views > 0 and not args.back_to_back:
-                tasks.append(asyncio.create_task(self.viewer(client)))
+                tasks.append(asyncio.create_task(self.viewer(clients[0])))
             self.stats.started = time.monotonic() + args.warmup_s
             await asyncio.sleep(args.warmup_s)
             writes_before = _row_writes(args.database_url)

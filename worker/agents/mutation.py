@@ -17,6 +17,7 @@ up by 1.5 becomes 0.9661, where a factor on x would give 1.42, a momentum the mo
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import random
 import re
@@ -97,6 +98,12 @@ def _numeric_value(node: ast.expr) -> int | float | None:
 
 def find_constants(source: str) -> list[NumericConstant]:
     """Every module-level UPPER_CASE name bound to a numeric literal; the last binding of each name."""
+    return list(_constants_of(source))
+
+
+@functools.lru_cache(maxsize=16)
+def _constants_of(source: str) -> tuple[NumericConstant, ...]:
+    """find_constants, parsed once per source: an agent proposes many changes of one parent."""
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
@@ -119,7 +126,7 @@ def find_constants(source: str) -> list[NumericConstant]:
         end = positions.offset(value.end_lineno, value.end_col_offset)
         found.pop(target.id, None)  # a later binding wins, and keeps source order
         found[target.id] = NumericConstant(target.id, number, source[start:end], start, end)
-    return list(found.values())
+    return tuple(found.values())
 
 
 def mutable_constants(source: str) -> list[NumericConstant]:
