@@ -42,7 +42,11 @@ class AppState:
     lease_sweep: SweepGate = field(default_factory=lambda: SweepGate(timedelta(seconds=LEASE_SWEEP_S)))
 
 
-def get_state(request: Request) -> AppState:
+# Dependencies that do no I/O are `async def`: FastAPI runs each plain `def` dependency in a thread
+# of its own, a hand-off per dependency per request.
+
+
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.arn
     return state
 
@@ -61,7 +65,7 @@ def get_session(state: StateDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_now(state: StateDep) -> datetime:
+async def get_now(state: StateDep) -> datetime:
     return state.clock()
 
 
@@ -126,7 +130,7 @@ WriterWorker = Annotated[Worker, Depends(limit_worker_writes)]
 IpWriteLimit = Depends(limit_ip_writes)
 
 
-def require_supported_worker(request: Request, state: StateDep) -> None:
+async def require_supported_worker(request: Request, state: StateDep) -> None:
     """Refuse a worker whose User-Agent names a release older than the coordinator accepts.
 
     Checked before authentication, so an outdated worker is told to upgrade whatever else is wrong.
