@@ -317,6 +317,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--redis", default=None, help="a Redis URL for the coordinator's shared roles")
     add("--replicas", type=int, default=1, help="`coordinator serve` processes (more than one needs PostgreSQL and Redis)")
     add("--serve-workers", type=int, default=1, help="`coordinator serve --workers`")
+    add("--coordinator-root", type=Path, default=REPO_ROOT, help="the checkout whose coordinator runs (compare two)")
     add("--url", action="append", default=[], help="drive running coordinators with a track 'sim' instead")
     add("--seed", type=int, default=1)
     add("--json", action="store_true")
@@ -338,7 +339,7 @@ async def _one(args: argparse.Namespace, workers: int) -> dict[str, Any]:
         # The track's budget is the cycle: the lease's heartbeat interval follows from it.
         database=args.database, workdir=Path(workdir),
         policy=TrackPolicy(time_budget_s=60.0 if args.back_to_back else args.cycle_s), replicas=args.replicas,
-        redis_url=args.redis, serve_workers=args.serve_workers,
+        redis_url=args.redis, serve_workers=args.serve_workers, root=args.coordinator_root,
     ) as served:  # fmt: skip
         args.database_url = served.database_url
         load = Load(args, served.urls)
