@@ -15,8 +15,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coordinator.errors import DomainError
@@ -166,19 +168,22 @@ def _explore_variant(
     spot_checks: SpotCheckRates,
     now: datetime,
 ) -> tuple[Variant, str | None]:
-    """The variant an explore run produced, created once; returns it and any policy refusal."""
+    """The variant an explore run produced, created once; returns it and any policy refusal.
+
+    Two agents may propose the same source at once (on two replicas, say): the one whose insert
+    loses the race takes the variant the other stored, as if it had arrived second, rather than
+    answering 409 to a worker whose run is valid (its outbox would drop a refused result)."""
     assert payload.source is not None  # checked by _check_matches_lease
     existing = find_variant(session, track_id=track.id, hash_=payload.variant_hash)
     if existing is not None:
         return existing, None
     report = check_source(payload.source)
+    common = {"track_id": track.id, "source": payload.source, "parent": lease.variant, "author": worker,
+              "hypothesis": payload.hypothesis, "key": key}  # fmt: skip
     if not report.ok:
         reason = policy_reason(report.summary())
-        variant = create_variant(
-            session, track_id=track.id, source=payload.source, parent=lease.variant, author=worker,
-            hypothesis=payload.hypothesis, status=VariantStatus.rejected, key=key, reason=reason,
-        )
-        return variant, reason
+        variant, created = _insert_once(session, track, payload, status=VariantStatus.rejected, reason=reason, **common)
+        return variant, reason if created else None
     outcome_reason: str | None = None
     gain: float | None = None
     if payload.status == RunStatus.ok:
@@ -189,14 +194,28 @@ def _explore_variant(
     else:
         status = VariantStatus.crashed if payload.status == RunStatus.crashed else VariantStatus.rejected
         outcome_reason = payload.reason
-    variant = create_variant(
-        session, track_id=track.id, source=payload.source, parent=lease.variant, author=worker,
-        hypothesis=payload.hypothesis, status=status, key=key,
-        claimed_val_bpb=payload.metrics.val_bpb, claimed_gain=gain, reason=outcome_reason, created_at=now,
-    )
+    variant, created = _insert_once(
+        session, track, payload, status=status, claimed_val_bpb=payload.metrics.val_bpb, claimed_gain=gain,
+        reason=outcome_reason, created_at=now, **common,
+    )  # fmt: skip
+    if not created:
+        return variant, None  # another request stored it first
     if status is VariantStatus.discarded and gain is not None:
         variant.spot_check = picked_for_spot_check(worker, spot_checks)
     return variant, None
+
+
+def _insert_once(session: Session, track: Track, payload: RunPayload, **fields: Any) -> tuple[Variant, bool]:
+    """(create_variant, True), or (the variant of that source another request stored at the same
+    time, False)."""
+    try:
+        with session.begin_nested():
+            return create_variant(session, **fields), True
+    except IntegrityError:
+        raced = find_variant(session, track_id=track.id, hash_=payload.variant_hash)
+        if raced is None:
+            raise
+        return raced, False
 
 
 def submit_result(

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select
 
-from coordinator.models import Lease, Variant
+from coordinator.models import Lease, Run, Variant
 from coordinator.models import Worker as WorkerRow
 from coordinator.services.leases import assign_lease
 from coordinator.services.results import submit_result
@@ -109,3 +109,54 @@ def test_a_candidates_two_last_verify_results_taken_at_once_decide_it(
         assert candidate.status == "verified", candidate.reason
         assert len(candidate.verified_by) == 2
     assert coordinator.client.get(f"/v1/tracks/{TRACK}/head").json()["hash"] == claim["variant_hash"]
+
+
+def test_two_explores_that_found_the_same_source_at_once_are_both_recorded_against_one_variant(
+    coordinator: Coordinator, make_worker
+) -> None:
+    alice, bob = make_worker("a1", "alice"), make_worker("b1", "bob")
+    calibrate(coordinator, [1.00])
+    leases = [alice.lease(), bob.lease()]
+    assert [lease["kind"] for lease in leases] == ["explore", "explore"]
+    source = leases[0]["variant"]["source"] + "# the same idea, found twice\n"
+    reports = []
+    for worker, lease in zip((alice, bob), leases, strict=True):
+        body = worker.report(lease, val_bpb=1.01, source=source).model_dump(mode="json")
+        reports.append(ResultRequest.model_validate({"payload": body, "signature": worker.key.sign(body)}))
+    state = coordinator.client.app.state.arn  # type: ignore[attr-defined]
+
+    def take(session, worker: Worker, lease: dict, request: ResultRequest):  # type: ignore[no-untyped-def]
+        row = session.get(WorkerRow, worker.worker_id)
+        return submit_result(session, row, lease["id"], request, now=coordinator.clock(), key=state.signing_key)
+
+    outcomes, errors = [], []
+
+    def second_replica() -> None:
+        try:
+            with coordinator.session() as session:
+                outcome = take(session, bob, leases[1], reports[1])
+                session.commit()
+                outcomes.append((outcome.variant.hash, outcome.variant.author_worker_id, outcome.duplicate))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    with coordinator.session() as first:
+        mine = take(first, alice, leases[0], reports[0])  # the variant stored, not committed yet
+        racer = threading.Thread(target=second_replica)
+        racer.start()
+        racer.join(timeout=1.0)
+        assert racer.is_alive()  # its insert of the same source waits on the first
+        first.commit()
+    racer.join(timeout=30)
+    # Before, the loser's insert broke the unique index: a 409, and a worker's outbox drops a
+    # refused result for good.
+    assert not racer.is_alive() and not errors, errors
+    assert outcomes == [(mine.variant.hash, alice.worker_id, False)]
+
+    with coordinator.session() as session:
+        variants = session.scalars(select(Variant).where(Variant.hash == mine.variant.hash)).all()
+        assert len(variants) == 1
+        states = session.scalars(select(Lease.state).where(Lease.id.in_([lease["id"] for lease in leases]))).all()
+        assert states == ["completed", "completed"]
+        runs = session.scalar(select(func.count()).select_from(Run).where(Run.variant_id == variants[0].id))
+        assert runs == 2
