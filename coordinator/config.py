@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # opening event streams), so an admitted request always gets one.
     max_concurrent_requests: int = Field(default=16, ge=1, le=1000)
     admission_wait_s: float = Field(default=10.0, gt=0)
+    # Processes per serving process that run the static policy on received sources, off the
+    # serving process's core (coordinator/policy_checks.py); 0 checks in the request's thread.
+    policy_check_processes: int = Field(default=1, ge=0, le=64)
 
     # Compatibility, announced at /v1/info: workers older than min_worker_version (as their
     # User-Agent names it) are refused leases with `worker_outdated`, and a worker whose harness is

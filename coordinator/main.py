@@ -30,6 +30,7 @@ from coordinator.kv import KeyValue, make_kv
 from coordinator.metrics import Metrics, RequestTimer
 from coordinator.middleware import AdmissionControl, BodySizeLimit
 from coordinator.models import utcnow
+from coordinator.policy_checks import PolicyChecks
 from coordinator.read_cache import make_read_cache, watch_commits
 from coordinator.services.holdout import HoldoutPools
 from coordinator.services.lineage_repo import LineageRepos
@@ -127,6 +128,7 @@ def create_app(
         holdout_pools=HoldoutPools(settings.assets_dir),
         metrics=Metrics(session_factory, engine),
         read_cache=read_cache,
+        policy_checks=PolicyChecks(settings.policy_check_processes),
     )
 
     @asynccontextmanager
@@ -147,6 +149,7 @@ def create_app(
         finally:
             if run_reaper:
                 reaper.stop()
+            state.policy_checks.close()
             engine.dispose()
 
     app = FastAPI(title="Autoresearch Network coordinator", version=__version__, lifespan=lifespan)

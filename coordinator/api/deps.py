@@ -16,6 +16,7 @@ from coordinator.errors import DomainError
 from coordinator.kv import KeyValue, window_reset_s
 from coordinator.metrics import Metrics
 from coordinator.models import Worker
+from coordinator.policy_checks import PolicyChecks
 from coordinator.read_cache import ReadCache
 from coordinator.services.holdout import HoldoutPools
 from coordinator.services.lineage_repo import LineageRepos
@@ -38,6 +39,7 @@ class AppState:
     holdout_pools: HoldoutPools
     metrics: Metrics
     read_cache: ReadCache
+    policy_checks: PolicyChecks
     # The lease path's expiry sweep, at most once per interval per process (services/reaper.py).
     lease_sweep: SweepGate = field(default_factory=lambda: SweepGate(timedelta(seconds=LEASE_SWEEP_S)))
 

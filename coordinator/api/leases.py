@@ -135,7 +135,10 @@ def result(
     rates = SpotCheckRates(
         untrusted=state.settings.spot_check_rate_untrusted, trusted=state.settings.spot_check_rate_trusted
     )
-    outcome = submit_result(session, worker, lease_id, body, now=now, key=state.signing_key, spot_checks=rates)
+    outcome = submit_result(
+        session, worker, lease_id, body, now=now, key=state.signing_key, spot_checks=rates,
+        check_policy=state.policy_checks,
+    )  # fmt: skip
     session.commit()
     if not outcome.duplicate:
         _count_result(state.metrics, body.payload.kind.value, outcome.run.status, outcome.variant, now=now)

@@ -27,7 +27,7 @@ def submit(
     verified by workers of other accounts under the same rule as any candidate."""
     outcome = submit_variant(
         session, worker, track_id, body, key=state.signing_key,
-        max_pending=state.settings.max_pending_submissions, now=now,
+        max_pending=state.settings.max_pending_submissions, now=now, check_policy=state.policy_checks,
     )
     session.commit()
     variant = outcome.variant

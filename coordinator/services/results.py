@@ -13,6 +13,7 @@ is stored, so the lease's work is handed out again once it expires.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,7 +39,7 @@ from coordinator.services.verification import (
 )
 from shared.canonical import canonical_json
 from shared.hashing import variant_hash
-from shared.policy import check_source
+from shared.policy import PolicyReport, check_source
 from shared.protocol import (
     ErrorCode,
     LeaseKind,
@@ -167,6 +168,7 @@ def _explore_variant(
     key: SigningKey,
     spot_checks: SpotCheckRates,
     now: datetime,
+    check_policy: Callable[[str], PolicyReport],
 ) -> tuple[Variant, str | None]:
     """The variant an explore run produced, created once; returns it and any policy refusal.
 
@@ -177,7 +179,7 @@ def _explore_variant(
     existing = find_variant(session, track_id=track.id, hash_=payload.variant_hash)
     if existing is not None:
         return existing, None
-    report = check_source(payload.source)
+    report = check_policy(payload.source)
     common = {"track_id": track.id, "source": payload.source, "parent": lease.variant, "author": worker,
               "hypothesis": payload.hypothesis, "key": key}  # fmt: skip
     if not report.ok:
@@ -227,6 +229,7 @@ def submit_result(
     now: datetime,
     key: SigningKey,
     spot_checks: SpotCheckRates = NO_SPOT_CHECKS,
+    check_policy: Callable[[str], PolicyReport] = check_source,
 ) -> ResultOutcome:
     payload = request.payload
     lease = lease_service.get_owned_lease(session, lease_id, worker, for_update=True)
@@ -253,7 +256,9 @@ def submit_result(
     run = _run_from(payload, request, digest, worker)
     violations = None
     if payload.kind == LeaseKind.explore:
-        variant, violations = _explore_variant(session, track, lease, run, payload, worker, key, spot_checks, now)
+        variant, violations = _explore_variant(
+            session, track, lease, run, payload, worker, key, spot_checks, now, check_policy
+        )
     else:
         variant = lease.variant
     run.variant_id = variant.id

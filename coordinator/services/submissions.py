@@ -14,6 +14,7 @@ that breaks the policy is refused with every violation's code and line, and noth
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,7 +28,7 @@ from coordinator.services.tracks import get_track
 from coordinator.services.variants import MAX_REASON_LINES, create_variant, find_variant, policy_reason
 from coordinator.services.verification import awaiting_reason
 from shared.hashing import variant_hash
-from shared.policy import check_source
+from shared.policy import PolicyReport, check_source
 from shared.protocol import (
     ErrorCode,
     SubmissionRequest,
@@ -54,6 +55,7 @@ def submit_variant(
     key: SigningKey,
     max_pending: int,
     now: datetime,
+    check_policy: Callable[[str], PolicyReport] = check_source,
 ) -> SubmissionOutcome:
     payload = request.payload
     if worker.quarantined or worker.account.quarantine_reason is not None:
@@ -73,7 +75,7 @@ def submit_variant(
     existing = find_variant(session, track_id=track.id, hash_=hash_)
     if existing is not None:
         return _resubmitted(existing, worker)
-    _check_policy(payload.source)
+    _check_policy(check_policy(payload.source))
     parent = _parent(session, track, payload.parent_hash)
     if parent.hash == hash_:
         raise DomainError(ErrorCode.bad_request, "the submitted train.py is identical to its parent")
@@ -112,8 +114,7 @@ def _resubmitted(existing: Variant, worker: Worker) -> SubmissionOutcome:
     )
 
 
-def _check_policy(source: str) -> None:
-    report = check_source(source)
+def _check_policy(report: PolicyReport) -> None:
     if report.ok:
         return
     shown = report.violations[:MAX_REASON_LINES]
