@@ -11,13 +11,19 @@ A checker that dies (killed by the host, out of memory) is replaced and the sour
 the fresh pool; a source that brings down two checkers in a row is refused (`too_large`, as for a
 source nested too deeply to parse) rather than retried forever. With no processes configured the
 check runs in the calling thread.
+
+A checker exits when the process that started it is gone, even killed with SIGKILL: it blocks on a
+work queue whose two ends it holds itself, so it would never see the end of it, and it keeps the
+fork server alive with it.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -28,6 +34,7 @@ from shared.policy.report import TOO_LARGE
 log = logging.getLogger(__name__)
 
 ATTEMPTS = 2
+PARENT_POLL_S = 1.0
 
 
 class PolicyChecks:
@@ -59,8 +66,10 @@ class PolicyChecks:
             if self._pool is None:
                 # forkserver: the serving process has threads, which a plain fork would copy mid-flight.
                 context = multiprocessing.get_context("forkserver")
-                context.set_forkserver_preload(["shared.policy"])
-                self._pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=context)
+                context.set_forkserver_preload(["shared.policy", __name__])
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.processes, mp_context=context, initializer=exit_with, initargs=(os.getpid(),)
+                )
             return self._pool
 
     def _discard(self, pool: ProcessPoolExecutor) -> None:
@@ -74,3 +83,19 @@ class PolicyChecks:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def exit_with(parent_pid: int) -> None:
+    """In a checker, as it starts: a thread that ends the checker once `parent_pid` is gone."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_S)
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:
+                pass  # alive, whoever it runs as
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,8 @@ import pytest
 from coordinator.policy_checks import PolicyChecks
 from shared.policy import PolicyReport, Violation, check_source
 
-BASELINE = (Path(__file__).resolve().parents[2] / "baseline" / "train.py").read_text()
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BASELINE = (REPO_ROOT / "baseline" / "train.py").read_text()
 HOSTILE = BASELINE + "\nimport subprocess\nsubprocess.run(['sh'])\n"
 
 
@@ -72,6 +75,27 @@ def test_close_stops_the_checkers(checks: PolicyChecks) -> None:
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)  # the checker is a child of the fork server, which reaps it
     assert not alive(pid)
+
+
+def test_a_coordinator_killed_with_sigkill_leaves_no_checker_behind() -> None:
+    script = (
+        "from coordinator.policy_checks import PolicyChecks\n"
+        "from tests.unit.test_policy_checks import checker_pid, pid_of_checker\n"
+        "print(checker_pid(PolicyChecks(1, check=pid_of_checker)), flush=True)\n"
+        "import time; time.sleep(60)\n"
+    )
+    coordinator = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert coordinator.stdout is not None
+        checker = int(coordinator.stdout.readline())
+        assert alive(checker)
+    finally:
+        coordinator.kill()
+        coordinator.wait()
+    deadline = time.monotonic() + 10.0
+    while alive(checker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(checker)
 
 
 def alive(pid: int) -> bool:
