@@ -279,9 +279,9 @@ def _candidate_for(session: Session, track: Track, worker: Worker, *, now: datet
     its claimants), and still short of verifiers: a candidate takes as many at once as it needs for
     a quorum, then one at a time, up to the track's cap; a spot check takes one.
 
-    Three statements whatever the queue's length: lock the variants in view (their ids), count
-    their verify work under the lock, load the one picked (with the head's audit asked in between
-    when a candidate is among those open)."""
+    Past the count of this worker's hand-backs, three statements whatever the queue's length: lock
+    the variants in view (their ids), count their verify work under the lock, load the one picked
+    (with the head's audit asked in between when a candidate is among those open)."""
     if _handed_back_verifies(session, worker, now=now) >= MAX_VERIFY_HANDBACKS:
         return None
     claimant = aliased(Worker)
