@@ -29,7 +29,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, or_, select, union, update
+from sqlalchemy import Select, SQLColumnExpression, and_, case, func, or_, select, union, update
 from sqlalchemy.orm import Session, aliased, joinedload, lazyload
 
 from coordinator.errors import DomainError
@@ -81,18 +81,26 @@ def is_trusted(worker: Worker) -> bool:
     return worker.valid_streak >= TRUSTED_STREAK and not worker.quarantined
 
 
+# A variant or control id: a number, or a column of an enclosing query (the candidate scan).
+VariantId = int | SQLColumnExpression[Any] | None
+
+
 def _pending(session: Session, *, variant_id: int, kind: LeaseKind) -> tuple[int, int]:
     """(active leases, valid runs) of `kind` on a variant: the work under way and done (one statement)."""
-    done = (
-        select(func.count()).select_from(Run).where(
-            Run.variant_id == variant_id, Run.kind == kind.value, Run.status == RunStatus.ok.value
-        )
-    )  # fmt: skip
-    row = session.execute(select(_active_leases(variant_id, kind).scalar_subquery(), done.scalar_subquery())).one()
+    row = session.execute(
+        select(_active_leases(variant_id, kind).scalar_subquery(), _ok_runs(variant_id, kind).scalar_subquery())
+    ).one()
     return int(row[0] or 0), int(row[1] or 0)
 
 
-def _verify_runs(query: Select[Any], variant_id: int, control_id: int | None) -> Select[Any]:
+def _ok_runs(variant_id: int, kind: LeaseKind) -> Select[Any]:
+    """How many valid runs of `kind` a variant has."""
+    return select(func.count()).select_from(Run).where(
+        Run.variant_id == variant_id, Run.kind == kind.value, Run.status == RunStatus.ok.value
+    )
+
+
+def _verify_runs(query: Select[Any], variant_id: VariantId, control_id: VariantId) -> Select[Any]:
     return (
         query.join(Lease, Lease.id == Run.lease_id)
         .join(Worker, Worker.id == Run.worker_id)
@@ -113,19 +121,10 @@ def verify_runs_against(session: Session, variant_id: int, control_id: int | Non
     return list(session.scalars(_verify_runs(select(Run), variant_id, control_id).order_by(Run.id)))
 
 
-def _verify_run_count(session: Session, variant_id: int, control_id: int | None) -> int:
-    """len(verify_runs_against(...)), counted by the database."""
-    return int(session.scalar(_verify_runs(select(func.count()).select_from(Run), variant_id, control_id)) or 0)
-
-
-def _active_leases(variant_id: int, kind: LeaseKind) -> Select[Any]:
+def _active_leases(variant_id: VariantId, kind: LeaseKind) -> Select[Any]:
     return select(func.count()).select_from(Lease).where(
         Lease.variant_id == variant_id, Lease.kind == kind.value, Lease.state == ACTIVE
     )
-
-
-def _active_count(session: Session, *, variant_id: int, kind: LeaseKind) -> int:
-    return int(session.scalar(_active_leases(variant_id, kind)) or 0)
 
 
 def _account_count(session: Session, *, variant_id: int, kind: LeaseKind, account_id: int) -> int:
@@ -212,16 +211,11 @@ def head_audited(session: Session, track: Track) -> bool:
     # Read from the database, not the session: another request may have promoted this head since
     # the session first loaded it (on SQLite, reads before a write see each commit as it lands).
     # One statement: the head's predecessor, the accounts that could audit it, its audits done.
-    done = (
-        select(func.count()).select_from(Run).where(
-            Run.variant_id == head.id, Run.kind == LeaseKind.calibrate.value, Run.status == RunStatus.ok.value
-        )
-    )  # fmt: skip
     previous, auditors, calibrated = session.execute(
         select(
             select(Variant.previous_head_id).where(Variant.id == head.id).scalar_subquery(),
             _auditors(track, head.id).scalar_subquery(),
-            done.scalar_subquery(),
+            _ok_runs(head.id, LeaseKind.calibrate).scalar_subquery(),
         )
     ).one()
     if previous is None:
@@ -251,22 +245,8 @@ def _verify_work(track: Track) -> Select[Any]:
     """Each variant's (active verify leases, valid verify runs against its control): a candidate's
     control is the head, a spot check's its parent. Select from it by Variant.id."""
     control = case((Variant.status == VariantStatus.candidate.value, track.head_variant_id), else_=Variant.parent_id)
-    verifier = aliased(Worker)
-    runs = (
-        select(func.count()).select_from(Run)
-        .join(Lease, Lease.id == Run.lease_id)
-        .join(verifier, verifier.id == Run.worker_id)
-        .where(
-            Run.variant_id == Variant.id,
-            Run.kind == LeaseKind.verify.value,
-            Run.status == RunStatus.ok.value,
-            Lease.control_variant_id == control,
-            verifier.quarantined.is_(False),
-        )
-    )  # fmt: skip
-    active = select(func.count()).select_from(Lease).where(
-        Lease.variant_id == Variant.id, Lease.kind == LeaseKind.verify.value, Lease.state == ACTIVE
-    )
+    active = _active_leases(Variant.id, LeaseKind.verify)
+    runs = _verify_runs(select(func.count()).select_from(Run), Variant.id, control)
     return select(
         Variant.id, active.correlate(Variant).scalar_subquery(), runs.correlate(Variant).scalar_subquery()
     )
