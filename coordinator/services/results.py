@@ -16,10 +16,8 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coordinator.errors import DomainError
@@ -27,7 +25,7 @@ from coordinator.models import Lease, Run, Track, Variant, Worker
 from coordinator.services import leases as lease_service
 from coordinator.services.holdout import has_holdout
 from coordinator.services.tracks import get_track
-from coordinator.services.variants import create_variant, find_variant, policy_reason
+from coordinator.services.variants import create_variant_once, find_variant, policy_reason
 from coordinator.services.verification import (
     SpotCheckRates,
     awaiting_reason,
@@ -184,7 +182,7 @@ def _explore_variant(
               "hypothesis": payload.hypothesis, "key": key}  # fmt: skip
     if not report.ok:
         reason = policy_reason(report.summary())
-        variant, created = _insert_once(session, track, payload, status=VariantStatus.rejected, reason=reason, **common)
+        variant, created = create_variant_once(session, status=VariantStatus.rejected, reason=reason, **common)
         return variant, reason if created else None
     outcome_reason: str | None = None
     gain: float | None = None
@@ -196,8 +194,8 @@ def _explore_variant(
     else:
         status = VariantStatus.crashed if payload.status == RunStatus.crashed else VariantStatus.rejected
         outcome_reason = payload.reason
-    variant, created = _insert_once(
-        session, track, payload, status=status, claimed_val_bpb=payload.metrics.val_bpb, claimed_gain=gain,
+    variant, created = create_variant_once(
+        session, status=status, claimed_val_bpb=payload.metrics.val_bpb, claimed_gain=gain,
         reason=outcome_reason, created_at=now, **common,
     )  # fmt: skip
     if not created:
@@ -205,19 +203,6 @@ def _explore_variant(
     if status is VariantStatus.discarded and gain is not None:
         variant.spot_check = picked_for_spot_check(worker, spot_checks)
     return variant, None
-
-
-def _insert_once(session: Session, track: Track, payload: RunPayload, **fields: Any) -> tuple[Variant, bool]:
-    """(create_variant, True), or (the variant of that source another request stored at the same
-    time, False)."""
-    try:
-        with session.begin_nested():
-            return create_variant(session, **fields), True
-    except IntegrityError:
-        raced = find_variant(session, track_id=track.id, hash_=payload.variant_hash)
-        if raced is None:
-            raise
-        return raced, False
 
 
 def submit_result(

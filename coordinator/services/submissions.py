@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coordinator.errors import DomainError
 from coordinator.models import Track, Variant, Worker
 from coordinator.services.tracks import get_track
-from coordinator.services.variants import MAX_REASON_LINES, create_variant, find_variant, policy_reason
+from coordinator.services.variants import MAX_REASON_LINES, create_variant_once, find_variant, policy_reason
 from coordinator.services.verification import awaiting_reason
 from shared.hashing import variant_hash
 from shared.policy import PolicyReport, check_source
@@ -80,21 +79,15 @@ def submit_variant(
     if parent.hash == hash_:
         raise DomainError(ErrorCode.bad_request, "the submitted train.py is identical to its parent")
     _check_pending(session, worker, track, max_pending)
-    try:
-        with session.begin_nested():
-            variant = create_variant(
-                session, track_id=track.id, source=payload.source, parent=parent, author=worker,
-                hypothesis=payload.hypothesis, status=VariantStatus.candidate, key=key,
-                reason=awaiting_reason(track), created_at=now,
-            )
-            variant.origin = VariantOrigin.person.value
-            session.flush()
-    except IntegrityError:
-        # The same source arrived at once on another request (or replica): answer as a resend.
-        raced = find_variant(session, track_id=track.id, hash_=hash_)
-        if raced is None:
-            raise
-        return _resubmitted(raced, worker)
+    variant, created = create_variant_once(
+        session, track_id=track.id, source=payload.source, parent=parent, author=worker,
+        hypothesis=payload.hypothesis, status=VariantStatus.candidate, key=key,
+        reason=awaiting_reason(track), created_at=now,
+    )  # fmt: skip
+    if not created:  # the same source arrived at once on another request (or replica): a resend
+        return _resubmitted(variant, worker)
+    variant.origin = VariantOrigin.person.value
+    session.flush()
     return SubmissionOutcome(
         variant=variant, duplicate=False,
         message=f"{hash_[:12]} queued on {track.id}: {awaiting_reason(track)}, paired with the head",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import literal, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coordinator.errors import DomainError
@@ -88,6 +90,21 @@ def create_variant(
     session.add(variant)
     session.flush()
     return variant
+
+
+def create_variant_once(session: Session, **fields: Any) -> tuple[Variant, bool]:
+    """(create_variant(...), True), or (the variant of that source that another request, on this
+    replica or another, stored at the same time, False): the one whose insert loses the race on the
+    unique (track, hash) takes the winner's, as if it had arrived second. A savepoint keeps the
+    caller's transaction."""
+    try:
+        with session.begin_nested():
+            return create_variant(session, **fields), True
+    except IntegrityError:
+        raced = find_variant(session, track_id=fields["track_id"], hash_=variant_hash(fields["source"]))
+        if raced is None:
+            raise
+        return raced, False
 
 
 def lineage(session: Session, variant: Variant, *, limit: int | None = 200) -> list[Variant]:
