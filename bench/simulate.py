@@ -72,6 +72,8 @@ class Tally:
     leases: int = 0
     accepted: set[str] = field(default_factory=set)  # leases whose result the coordinator took (200)
     transport_errors: int = 0
+    refused: int = 0  # results the coordinator answered with anything but 200
+
 
     @property
     def runs(self) -> int:
@@ -177,6 +179,11 @@ class Simulation:
                 self.tally.accepted.add(lease["id"])
                 actor.runs += 1
                 self._count(actor, lease, report)
+            else:
+                self.tally.refused += 1
+                if not self.tally.accepted and self.tally.refused > 2 * self.args.workers:
+                    # Nothing counts, so the run budget would never be spent: stop with the reason.
+                    raise RuntimeError(f"the coordinator refuses every result: {response.status_code} {response.text[:300]}")
         response = await self._call(client, "POST", "/v1/leases", json={"track_id": TRACK}, headers=headers)
         if response.status_code == 403 and response.json().get("code") == "worker_quarantined":
             actor.quarantined_after = actor.runs
@@ -386,6 +393,7 @@ def figures(sim: Simulation) -> dict[str, Any]:
         "honest_quarantine_reasons": [a.quarantine_reason for a in honest_quarantined],
         "latency_ms": {"p50": percentile(0.5), "p95": percentile(0.95), "p99": percentile(0.99)},
         "transport_errors": tally.transport_errors,
+        "refused_results": tally.refused,
     }
 
 

@@ -151,7 +151,11 @@ def registration(key: SigningKey, *, name: str, account: str, hardware_class: st
 def run_payload(worker_id: str, lease: dict[str, Any], report: Report) -> RunPayload:
     """The run a simulated worker reports for `lease`: scores only, no training figures to speak of."""
     explore = lease["kind"] == "explore"
-    control = RunMetrics(val_bpb=report.control, steps=100, tokens=12800, train_seconds=60.0) if report.control is not None else None
+    # `control` is left unset, not None, when there is none: a coordinator from before paired runs
+    # refuses the field, and the simulator measures that coordinator too (--coordinator-root).
+    paired: dict[str, Any] = {}
+    if report.control is not None:
+        paired["control"] = RunMetrics(val_bpb=report.control, steps=100, tokens=12800, train_seconds=60.0)
     return RunPayload(
         lease_id=lease["id"], worker_id=worker_id, track_id=lease["track_id"], kind=lease["kind"],
         variant_hash=variant_hash(report.source) if explore and report.source else lease["variant"]["hash"],
@@ -159,7 +163,7 @@ def run_payload(worker_id: str, lease: dict[str, Any], report: Report) -> RunPay
         source=report.source if explore else None, hypothesis=report.hypothesis if explore else None,
         seed=lease["seed"], status=RunStatus.ok,
         metrics=RunMetrics(val_bpb=report.val_bpb, steps=100, tokens=12800, train_seconds=60.0),
-        control=control, env={"simulated": True}, finished_at=datetime.now(UTC),
+        env={"simulated": True}, finished_at=datetime.now(UTC), **paired,
     )  # fmt: skip
 
 
