@@ -35,8 +35,9 @@ def worker_list(
     quarantined: Annotated[bool, typer.Option("--quarantined", help="Only quarantined workers.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """List workers with their trust: valid streak, invalid results, the record of how much worse
-    than others they report what others measure too (σ, over the comparisons since it was last
+    """List workers with their trust: valid streak, invalid results, the records of how much worse
+    than others they report what others measure too and how much better than spot checks reproduce
+    them they report their own discarded changes (σ, over the comparisons since each was last
     zero; past a bound, the worker is quarantined), quarantine and its reason."""
     from coordinator.services.leases import is_trusted
     from coordinator.services.moderation import list_workers
@@ -47,6 +48,7 @@ def worker_list(
                 "id": w.id, "name": w.name, "account": w.account.name, "hardware_class": w.hardware_class,
                 "valid_streak": w.valid_streak, "invalid_results": w.invalid_results, "trusted": is_trusted(w),
                 "report_bias": round(w.report_bias, 2), "report_bias_checks": w.report_bias_checks,
+                "result_bias": round(w.result_bias, 2), "result_bias_checks": w.result_bias_checks,
                 "quarantined": w.quarantined, "reason": w.quarantine_reason,
             }
             for w in list_workers(session, quarantined_only=quarantined)
@@ -54,12 +56,13 @@ def worker_list(
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table("id", "name", "account", "class", "streak", "invalid", "worse (n)", "state")
+    table = Table("id", "name", "account", "class", "streak", "invalid", "worse (n)", "own better (n)", "state")
     for row in rows:
         state = f"quarantined: {row['reason']}" if row["quarantined"] else ("trusted" if row["trusted"] else "")
         table.add_row(str(row["id"])[:12], str(row["name"]), str(row["account"]), str(row["hardware_class"]),
                       str(row["valid_streak"]), str(row["invalid_results"]),
                       f"{row['report_bias']:.1f} ({row['report_bias_checks']})" if row["report_bias_checks"] else "",
+                      f"{row['result_bias']:.1f} ({row['result_bias_checks']})" if row["result_bias_checks"] else "",
                       state)  # fmt: skip
     console.print(table)
 

@@ -59,6 +59,8 @@ def release(session: Session, *, worker_id: str | None = None, account: str | No
         worker.invalid_results = 0
         worker.report_bias = 0.0  # a released worker's record starts afresh
         worker.report_bias_checks = 0
+        worker.result_bias = 0.0
+        worker.result_bias_checks = 0
     if found is not None:
         found.quarantine_reason = None
     session.flush()

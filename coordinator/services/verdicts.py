@@ -49,6 +49,16 @@ what is left has a standard deviation σ (the track's `noise_sigma`), pooled ove
   fault of its own, and confirmations that are too good are the claim and audit checks' job. A
   gain a spot check found is judged without its reporter's claim, and `hid_gain` says whether its
   verifiers' measurement makes that claim a hidden find.
+- **Reporting its own results better.** A negative result is a claim too: that the change costs
+  no more than reported. A lazy worker reports its parent's score, give or take noise, without
+  training, and a harmful change then looks harmless. Where a spot check re-ran a result, the
+  reporter is tested on both sides: the excess that goes into the checker's record of reporting
+  worse goes, the same number, into the reporter's second record, of reporting its own results
+  better than another account reproduces them (the same CUSUM and bound). Framing costs the framer
+  as much as its victim, and neither side chooses the other: the coordinator draws which result is
+  checked and who checks it, so an honest checker meets a given reporter once in a while, while
+  every check of a lazy worker's harmful changes counts against it. A worker with anything on this
+  record is spot-checked at the untrusted rate, however long its streak.
 """
 
 from __future__ import annotations
@@ -368,6 +378,7 @@ def next_report_bias(bias: float, excess: float) -> float:
     return max(0.0, bias + excess - REPORT_BIAS_DRIFT)
 
 
-def reports_worse(bias: float) -> bool:
-    """Whether a worker's record shows it reporting others' work worse as a rule."""
+def record_alarms(bias: float) -> bool:
+    """Whether a worker's record (of reporting others' work worse, or its own results better)
+    shows it doing so as a rule."""
     return bias >= REPORT_BIAS_ALARM

@@ -17,7 +17,9 @@ calibration, trust.
 - Each decided candidate's verify runs, and each spot check, also go into every worker's record of
   reporting others' work worse than other accounts measured it (verdicts.py). A worker whose record
   passes its bound is quarantined, its runs stop counting, and the candidates it helped reject
-  against the current head are judged again without them (`_reopen_rejections_resting_on`).
+  against the current head are judged again without them (`_reopen_rejections_resting_on`). A spot
+  check also goes into its reporter's record of reporting its own results better than others
+  reproduce them, which quarantines the same way (a lazy worker's record).
 
 Invariants, on any number of replicas sharing one PostgreSQL:
 - A variant's results are applied one at a time: `record_calibration` and `record_verification`
@@ -202,8 +204,10 @@ def judge_claim(track: Track, gain: float | None) -> VariantStatus:
 
 def picked_for_spot_check(worker: Worker, rates: SpotCheckRates) -> bool:
     """Whether a negative result of this worker's is re-run by another account; the worker cannot
-    know which (the draw is the coordinator's own)."""
-    chance = rates.trusted if is_trusted(worker) else rates.untrusted
+    know which (the draw is the coordinator's own). A worker whose own results a check has found
+    better than reproduced (its record is above zero) is checked at the untrusted rate until its
+    record forgets it: a streak earned by confirming others does not vouch for its own reports."""
+    chance = rates.trusted if is_trusted(worker) and worker.result_bias <= 0.0 else rates.untrusted
     return secrets.randbelow(1_000_000) < chance * 1_000_000
 
 
@@ -451,24 +455,43 @@ def _weigh_verifiers(session: Session, candidate: Variant, *, sigma: float, now:
     _weigh_reports(session, weighed, f"a verify run of {candidate.hash[:12]}", now=now)
 
 
-def _weigh_reports(session: Session, weighed: Sequence[tuple[Worker, float]], what: str, *, now: datetime) -> None:
-    """Add comparisons to the workers' records one by one (verdicts.next_report_bias, as an
+@dataclass(frozen=True)
+class _Record:
+    """One of a worker's two records (verdicts.py): its columns, and what passing its bound says."""
+
+    bias: str
+    checks: str
+    charge: str
+
+
+REPORTS_WORSE = _Record("report_bias", "report_bias_checks", "reports others' work worse than other accounts measure it")
+OWN_RESULTS_BETTER = _Record(
+    "result_bias", "result_bias_checks", "reports its own discarded changes better than other accounts reproduce them"
+)
+
+
+def _weigh_reports(
+    session: Session, weighed: Sequence[tuple[Worker, float]], what: str, *, now: datetime,
+    record: _Record = REPORTS_WORSE,
+) -> None:  # fmt: skip
+    """Add comparisons to the workers' `record` one by one (verdicts.next_report_bias, as an
     increment in SQL: a worker's runs are decided on several replicas at once), and quarantine a
-    worker whose record shows it reporting others' work worse as a rule: the candidates its runs
-    helped reject are judged again without them."""
+    worker whose record passes its bound: the candidates its runs helped reject are judged again
+    without them."""
+    bias_column, checks_column = getattr(Worker, record.bias), getattr(Worker, record.checks)
     for worker, excess in weighed:
         step = excess - verdicts.REPORT_BIAS_DRIFT
-        still_positive = Worker.report_bias + step > 0
-        worker.report_bias = case((still_positive, Worker.report_bias + step), else_=0.0)
-        worker.report_bias_checks = case((still_positive, Worker.report_bias_checks + 1), else_=0)
+        still_positive = bias_column + step > 0
+        setattr(worker, record.bias, case((still_positive, bias_column + step), else_=0.0))
+        setattr(worker, record.checks, case((still_positive, checks_column + 1), else_=0))
         session.flush()  # the increment lands, and the attributes are read back from the row
-        if verdicts.reports_worse(worker.report_bias) and not worker.quarantined:
+        bias: float = getattr(worker, record.bias)
+        if verdicts.record_alarms(bias) and not worker.quarantined:
             worker.valid_streak = 0
             worker.quarantined = True
             worker.quarantine_reason = (
-                f"reports others' work worse than other accounts measure it: its record reached"
-                f" {worker.report_bias:.1f} (the bound is {verdicts.REPORT_BIAS_ALARM:g}) over its last"
-                f" {worker.report_bias_checks} comparisons, the last {what}"
+                f"{record.charge}: its record reached {bias:.1f} (the bound is {verdicts.REPORT_BIAS_ALARM:g})"
+                f" over its last {getattr(worker, record.checks)} comparisons, the last {what}"
             )
             log.warning("worker %s quarantined: %s", worker.id, worker.quarantine_reason)
             session.flush()
@@ -521,9 +544,10 @@ def _reopen_rejections_resting_on(session: Session, worker: Worker, *, now: date
 def _record_spot_check(session: Session, track: Track, variant: Variant, run: Run, *, now: datetime) -> None:
     """Another account's paired re-run of a negative result, against the variant's parent. One
     account's word costs nobody trust (a colluder could frame any reporter with it): the two runs
-    go into both workers' records of reporting worse, the reporter's streak grows when they agree,
-    and a gain the reporter missed makes the variant a candidate after all, whose verifiers decide
-    whether it was hidden (record_verification)."""
+    go into both workers' records of reporting worse, and the check's excess over the report into
+    the reporter's record of reporting its own results better (verdicts.py); the reporter's streak
+    grows when they agree, and a gain the reporter missed makes the variant a candidate after all,
+    whose verifiers decide whether it was hidden (record_verification)."""
     variant.spot_check = False
     measured = paired_score(run)
     if run.status != RunStatus.ok.value or measured is None or variant.claimed_gain is None:
@@ -541,10 +565,13 @@ def _record_spot_check(session: Session, track: Track, variant: Variant, run: Ru
         # Each side's record: the reporter's difference against the check's, and the other way round
         # (unless the variant becomes a candidate: the check is then one of its verify runs, weighed
         # with the others when it is decided).
+        what = f"a spot check of {variant.hash[:12]}"
         weighed = [(reporter, verdicts.report_excess(0.0 - variant.claimed_gain, [measured], sigma))]
         if not hidden_gain:
-            weighed.append((run.worker, verdicts.report_excess(measured, [0.0 - variant.claimed_gain], sigma)))
-        _weigh_reports(session, weighed, f"a spot check of {variant.hash[:12]}", now=now)
+            check_excess = verdicts.report_excess(measured, [0.0 - variant.claimed_gain], sigma)
+            weighed.append((run.worker, check_excess))
+            _weigh_reports(session, [(reporter, check_excess)], what, now=now, record=OWN_RESULTS_BETTER)
+        _weigh_reports(session, weighed, what, now=now)
     if hidden_gain:
         variant.status = VariantStatus.candidate.value
         variant.reason = f"a spot check measured a gain of {gain:.4f}; {awaiting_reason(track)}"

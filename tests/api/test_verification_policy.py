@@ -345,6 +345,57 @@ class TestSpotChecks:
         assert trust(coordinator, bob) == (0, 0, False)
 
 
+    def test_a_lazy_reporter_is_quarantined_by_its_record_of_reporting_its_own_changes_better(
+        self, coordinator: Coordinator, make_worker
+    ) -> None:
+        # A lazy worker reports each change at its parent's score without training; each check finds
+        # it 0.05 worse: 0.05 / σ√2 = 3.5σ, clipped at 3, less the drift of 1, on the lazy worker's
+        # record of reporting its own results better. Each check is another account's, and each
+        # checker's record of reporting worse takes the same step, once: nobody's word alone blames.
+        lazy = make_worker("l1", "lazy")
+        checkers = [make_worker(f"c{n}", f"checker-{n}") for n in range(4)]
+        calibrate(coordinator, [1.00, 1.00])
+        for n, checker in enumerate(checkers, start=1):
+            harmful = lazy.run(lazy.lease(), 1.00)
+            assert harmful["variant_status"] == "discarded"
+            check = checker.lease()
+            assert (check["kind"], check["variant"]["hash"]) == ("verify", harmful["variant_hash"])
+            checker.run(check, 1.05)
+            assert own_record(coordinator, lazy) == (pytest.approx(2.0 * n), n)
+            assert trust(coordinator, lazy)[2] is (n == 4)
+        assert record(coordinator, lazy) == (0.0, 0)  # it reported nothing worse than measured
+        for checker in checkers:
+            assert record(coordinator, checker) == (pytest.approx(2.0), 1)
+            assert trust(coordinator, checker)[2] is False
+        refused = lazy.post("/v1/leases", {"track_id": TRACK})
+        assert refused.status_code == 403
+        assert refused.json()["message"].startswith(
+            "this worker is quarantined: reports its own discarded changes better than other accounts reproduce"
+            " them: its record reached 8.0 (the bound is 8) over its last 4 comparisons, the last a spot check of "
+        )
+        with coordinator.session() as session:
+            release(session, worker_id=lazy.worker_id)
+            session.commit()
+        assert own_record(coordinator, lazy) == (0.0, 0)
+        assert trust(coordinator, lazy)[2] is False
+
+    def test_a_report_the_check_reproduces_leaves_the_reporters_record_at_zero(
+        self, coordinator: Coordinator, make_worker
+    ) -> None:
+        alice, bob = make_worker("a1", "alice"), make_worker("b1", "bob")
+        calibrate(coordinator, [1.00, 1.00])
+        alice.run(alice.lease(), 1.03)
+        bob.run(bob.lease(), 1.035)  # 0.005 worse than reported: 0.35σ, under the drift
+        assert own_record(coordinator, alice) == (0.0, 0)
+        assert record(coordinator, bob) == (0.0, 0)
+
+
+def own_record(coordinator: Coordinator, worker: Worker) -> tuple[float, int]:
+    with coordinator.session() as session:
+        row = session.get(WorkerRow, worker.worker_id)
+        return row.result_bias, row.result_bias_checks
+
+
 def test_a_refuted_claim_that_costs_no_strike_still_ends_its_authors_run_of_valid_results(
     coordinator: Coordinator, make_worker
 ) -> None:

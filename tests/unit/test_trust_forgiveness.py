@@ -1,13 +1,17 @@
-"""How failed checks add up on a worker's account over a long career (coordinator/services/verification.py)."""
+"""How failed checks add up on a worker's account over a long career, and how often its results are
+checked (coordinator/services/verification.py)."""
 
 from __future__ import annotations
 
 from coordinator.models import Worker
+from coordinator.services.leases import TRUSTED_STREAK
 from coordinator.services.verification import (
     FORGIVE_AFTER_VALID,
     QUARANTINE_AFTER_INVALID,
+    SpotCheckRates,
     _credit_valid,
     _mark_invalid,
+    picked_for_spot_check,
 )
 
 
@@ -66,3 +70,13 @@ def test_a_quarantined_workers_count_stands_until_it_is_released() -> None:
     # A verify run it delivered before its quarantine may still be credited when its candidate is decided.
     machine = credit(worker(invalid_results=QUARANTINE_AFTER_INVALID, quarantined=True), FORGIVE_AFTER_VALID)
     assert machine.quarantined and machine.invalid_results == QUARANTINE_AFTER_INVALID
+
+
+def test_a_trusted_worker_whose_own_results_a_check_found_better_than_reproduced_is_checked_as_untrusted() -> None:
+    rates = SpotCheckRates(untrusted=1.0, trusted=0.0)  # the draw is then certain either way
+    trusted = Worker(valid_streak=TRUSTED_STREAK, quarantined=False, result_bias=0.0)
+    assert not picked_for_spot_check(trusted, rates)
+    trusted.result_bias = 0.5
+    assert picked_for_spot_check(trusted, rates)
+    newcomer = Worker(valid_streak=0, quarantined=False, result_bias=0.0)
+    assert picked_for_spot_check(newcomer, rates)

@@ -23,9 +23,9 @@ from coordinator.services.verdicts import (
     next_report_bias,
     one_vote_per_account,
     pooled_sigma,
+    record_alarms,
     report_comparisons,
     report_excess,
-    reports_worse,
     within_sum_squares,
 )
 
@@ -332,11 +332,11 @@ def test_the_record_is_a_cusum_that_forgets_honest_noise_and_alarms_on_a_steady_
     # A saboteur 5σ of a paired difference worse against one other verifier (3.5σ of the
     # comparison, clipped to 3): shown at the fourth comparison.
     bold = report_excess(0.05, [0.0], SIGMA)
-    assert [reports_worse(bias) for bias in record_of([bold] * 4)] == [False, False, False, True]
+    assert [record_alarms(bias) for bias in record_of([bold] * 4)] == [False, False, False, True]
     # A careful one, 3σ worse (2.1σ of the comparison): at the eighth.
     careful = record_of([report_excess(0.03, [0.0], SIGMA)] * 8)
-    assert [reports_worse(bias) for bias in careful] == [False] * 7 + [True]
-    assert not reports_worse(REPORT_BIAS_ALARM - 1e-9) and reports_worse(REPORT_BIAS_ALARM)
+    assert [record_alarms(bias) for bias in careful] == [False] * 7 + [True]
+    assert not record_alarms(REPORT_BIAS_ALARM - 1e-9) and record_alarms(REPORT_BIAS_ALARM)
 
 
 def test_honest_records_do_not_reach_the_alarm_over_long_careers() -> None:
@@ -352,7 +352,7 @@ def test_honest_records_do_not_reach_the_alarm_over_long_careers() -> None:
             others = [rng.gauss(0.0, SIGMA) for _ in range(rng.randint(1, 3))]
             excess = 3.0 if rng.random() < outvoted else report_excess(rng.gauss(bias, SIGMA), others, SIGMA)
             record = next_report_bias(record, excess)
-            if reports_worse(record):
+            if record_alarms(record):
                 return n
         return None
 
