@@ -54,11 +54,16 @@ what is left has a standard deviation σ (the track's `noise_sigma`), pooled ove
   training, and a harmful change then looks harmless. Where a spot check re-ran a result, the
   reporter is tested on both sides: the excess that goes into the checker's record of reporting
   worse goes, the same number, into the reporter's second record, of reporting its own results
-  better than another account reproduces them (the same CUSUM and bound). Framing costs the framer
-  as much as its victim, and neither side chooses the other: the coordinator draws which result is
-  checked and who checks it, so an honest checker meets a given reporter once in a while, while
-  every check of a lazy worker's harmful changes counts against it. A worker with anything on this
-  record is spot-checked at the untrusted rate, however long its streak.
+  better than another account reproduces them (the same CUSUM). Framing costs the framer as much as
+  its victim, and neither side chooses the other: the coordinator draws which result is checked and
+  who checks it, so an honest checker meets a given reporter once in a while, while every check of
+  a lazy worker's harmful changes counts against it. One check cannot tell a frame from a lazy
+  report, so this record's bound is higher, OWN_RESULTS_ALARM: with a tenth of the checks by
+  saboteurs 5σ worse, 0.3-0.6% of honest workers reach it within 300 checks (7-9% would at the
+  other record's bound); a lazy worker reaches it after a median of 29 checks where half the changes
+  are harmful by 4σ of the comparison, 11 where 80% are, and seldom where 20% are (7% within 300).
+  A worker with anything on this record is spot-checked at the untrusted rate, however long its
+  streak.
 """
 
 from __future__ import annotations
@@ -83,6 +88,9 @@ REPORT_EXCESS_CLIP = 3.0  # in σ of a difference of two measurements of one thi
 REPORT_BIAS_SHIFT = 2.0  # the bias the record watches for, in σ of a comparison
 REPORT_BIAS_DRIFT = REPORT_BIAS_SHIFT / 2.0  # what each comparison takes off the record
 REPORT_BIAS_ALARM = 8.0
+# The record of reporting one's own results better has a higher bound: a framing check weighs as
+# much as a check of a lazy worker's harmful change (bench/spot_check_records.py).
+OWN_RESULTS_ALARM = 12.0
 POOLING_PRIOR_DF = 10  # degrees of freedom the track's configured σ counts for against its measured history
 POOLING_BOUND = 1.25  # the measured σ stays within this factor of the configured one
 
@@ -378,7 +386,7 @@ def next_report_bias(bias: float, excess: float) -> float:
     return max(0.0, bias + excess - REPORT_BIAS_DRIFT)
 
 
-def record_alarms(bias: float) -> bool:
-    """Whether a worker's record (of reporting others' work worse, or its own results better)
-    shows it doing so as a rule."""
-    return bias >= REPORT_BIAS_ALARM
+def record_alarms(bias: float, bound: float = REPORT_BIAS_ALARM) -> bool:
+    """Whether a worker's record (of reporting others' work worse, or with OWN_RESULTS_ALARM its
+    own results better) shows it doing so as a rule."""
+    return bias >= bound

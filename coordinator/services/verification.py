@@ -461,13 +461,18 @@ class _Record:
 
     bias: str
     checks: str
+    bound: float
     charge: str
 
 
-REPORTS_WORSE = _Record("report_bias", "report_bias_checks", "reports others' work worse than other accounts measure it")
+REPORTS_WORSE = _Record(
+    "report_bias", "report_bias_checks", verdicts.REPORT_BIAS_ALARM,
+    "reports others' work worse than other accounts measure it",
+)  # fmt: skip
 OWN_RESULTS_BETTER = _Record(
-    "result_bias", "result_bias_checks", "reports its own discarded changes better than other accounts reproduce them"
-)
+    "result_bias", "result_bias_checks", verdicts.OWN_RESULTS_ALARM,
+    "reports its own discarded changes better than other accounts reproduce them",
+)  # fmt: skip
 
 
 def _weigh_reports(
@@ -486,11 +491,11 @@ def _weigh_reports(
         setattr(worker, record.checks, case((still_positive, checks_column + 1), else_=0))
         session.flush()  # the increment lands, and the attributes are read back from the row
         bias: float = getattr(worker, record.bias)
-        if verdicts.record_alarms(bias) and not worker.quarantined:
+        if verdicts.record_alarms(bias, record.bound) and not worker.quarantined:
             worker.valid_streak = 0
             worker.quarantined = True
             worker.quarantine_reason = (
-                f"{record.charge}: its record reached {bias:.1f} (the bound is {verdicts.REPORT_BIAS_ALARM:g})"
+                f"{record.charge}: its record reached {bias:.1f} (the bound is {record.bound:g})"
                 f" over its last {getattr(worker, record.checks)} comparisons, the last {what}"
             )
             log.warning("worker %s quarantined: %s", worker.id, worker.quarantine_reason)

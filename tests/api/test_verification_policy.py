@@ -350,10 +350,11 @@ class TestSpotChecks:
     ) -> None:
         # A lazy worker reports each change at its parent's score without training; each check finds
         # it 0.05 worse: 0.05 / σ√2 = 3.5σ, clipped at 3, less the drift of 1, on the lazy worker's
-        # record of reporting its own results better. Each check is another account's, and each
-        # checker's record of reporting worse takes the same step, once: nobody's word alone blames.
+        # record of reporting its own results better, whose bound is 12. Each check is another
+        # account's, and each checker's record of reporting worse takes the same step, once: nobody's
+        # word alone blames.
         lazy = make_worker("l1", "lazy")
-        checkers = [make_worker(f"c{n}", f"checker-{n}") for n in range(4)]
+        checkers = [make_worker(f"c{n}", f"checker-{n}") for n in range(6)]
         calibrate(coordinator, [1.00, 1.00])
         for n, checker in enumerate(checkers, start=1):
             harmful = lazy.run(lazy.lease(), 1.00)
@@ -362,7 +363,7 @@ class TestSpotChecks:
             assert (check["kind"], check["variant"]["hash"]) == ("verify", harmful["variant_hash"])
             checker.run(check, 1.05)
             assert own_record(coordinator, lazy) == (pytest.approx(2.0 * n), n)
-            assert trust(coordinator, lazy)[2] is (n == 4)
+            assert trust(coordinator, lazy)[2] is (n == 6)
         assert record(coordinator, lazy) == (0.0, 0)  # it reported nothing worse than measured
         for checker in checkers:
             assert record(coordinator, checker) == (pytest.approx(2.0), 1)
@@ -371,7 +372,7 @@ class TestSpotChecks:
         assert refused.status_code == 403
         assert refused.json()["message"].startswith(
             "this worker is quarantined: reports its own discarded changes better than other accounts reproduce"
-            " them: its record reached 8.0 (the bound is 8) over its last 4 comparisons, the last a spot check of "
+            " them: its record reached 12.0 (the bound is 12) over its last 6 comparisons, the last a spot check of "
         )
         with coordinator.session() as session:
             release(session, worker_id=lazy.worker_id)
