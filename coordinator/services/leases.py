@@ -447,14 +447,17 @@ def assign_lease(
 def get_owned_lease(
     session: Session, lease_id: str, worker: Worker, *, for_update: bool = False, bare: bool = False
 ) -> Lease:
-    """The worker's lease, with its variants; `bare`: without them (their sources are most of a
-    lease's bytes), with its track's budget instead, for a heartbeat or a release."""
+    """The worker's lease, with its variants and its track, in one statement; `bare`: without the
+    variants (their sources are most of a lease's bytes) and with only the track's budget, for a
+    heartbeat or a release."""
     query = select(Lease).where(Lease.id == lease_id)
     if bare:
         query = query.options(
             lazyload(Lease.variant), lazyload(Lease.control), lazyload(Lease.worker),
             joinedload(Lease.track).load_only(Track.time_budget_s, Track.grace_s),
         )  # fmt: skip
+    else:
+        query = query.options(joinedload(Lease.track))  # a result reads the whole track next
     if for_update:
         query = query.with_for_update(of=Lease)
     lease = session.scalars(query).one_or_none()
