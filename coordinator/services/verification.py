@@ -43,6 +43,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from coordinator.errors import DomainError
 from coordinator.models import Lease, Run, Track, Variant, Worker
@@ -487,16 +488,22 @@ def _weigh_reports(
     for worker, excess in weighed:
         step = excess - verdicts.REPORT_BIAS_DRIFT
         still_positive = bias_column + step > 0
-        setattr(worker, record.bias, case((still_positive, bias_column + step), else_=0.0))
-        setattr(worker, record.checks, case((still_positive, checks_column + 1), else_=0))
-        session.flush()  # the increment lands, and the attributes are read back from the row
-        bias: float = getattr(worker, record.bias)
+        bias, checks = session.execute(
+            update(Worker)
+            .where(Worker.id == worker.id)
+            .values({bias_column: case((still_positive, bias_column + step), else_=0.0),
+                     checks_column: case((still_positive, checks_column + 1), else_=0)})
+            .returning(bias_column, checks_column)
+            .execution_options(synchronize_session=False)
+        ).one()  # fmt: skip
+        set_committed_value(worker, record.bias, bias)  # the row's values after the increment
+        set_committed_value(worker, record.checks, checks)
         if verdicts.record_alarms(bias, record.bound) and not worker.quarantined:
             worker.valid_streak = 0
             worker.quarantined = True
             worker.quarantine_reason = (
                 f"{record.charge}: its record reached {bias:.1f} (the bound is {record.bound:g})"
-                f" over its last {getattr(worker, record.checks)} comparisons, the last {what}"
+                f" over its last {checks} comparisons, the last {what}"
             )
             log.warning("worker %s quarantined: %s", worker.id, worker.quarantine_reason)
             session.flush()
