@@ -74,7 +74,6 @@ class Tally:
     transport_errors: int = 0
     refused: int = 0  # results the coordinator answered with anything but 200
 
-
     @property
     def runs(self) -> int:
         return sum(self.trainings.values())

@@ -93,8 +93,8 @@ class Worker(Base):
     # CUSUM in σ, services/verdicts.next_report_bias), and the comparisons since it was last zero.
     report_bias: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     report_bias_checks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    # The same record of how much better than another account reproduces them this worker reports
-    # its own discarded changes (spot checks): the other side of the two-sided test.
+    # A record of the same kind of how much better than another account reproduces them this
+    # worker reports its own discarded changes (spot checks): the other side of the two-sided test.
     result_bias: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     result_bias_checks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())

@@ -59,7 +59,7 @@ what is left has a standard deviation σ (the track's `noise_sigma`), pooled ove
   who checks it, so an honest checker meets a given reporter once in a while, while every check of
   a lazy worker's harmful changes counts against it. One check cannot tell a frame from a lazy
   report, so this record's bound is higher, OWN_RESULTS_ALARM: with a tenth of the checks by
-  saboteurs 5σ worse, 0.3-0.6% of honest workers reach it within 300 checks (7-9% would at the
+  saboteurs 5σ worse, 0.25-0.55% of honest workers reach it within 300 checks (7-9% would at the
   other record's bound); a lazy worker reaches it after a median of 29 checks where half the changes
   are harmful by 4σ of the comparison, 11 where 80% are, and seldom where 20% are (7% within 300).
   A worker with anything on this record is spot-checked at the untrusted rate, however long its

@@ -19,7 +19,7 @@ calibration, trust.
   passes its bound is quarantined, its runs stop counting, and the candidates it helped reject
   against the current head are judged again without them (`_reopen_rejections_resting_on`). A spot
   check also goes into its reporter's record of reporting its own results better than others
-  reproduce them, which quarantines the same way (a lazy worker's record).
+  reproduce them, which quarantines the same way at a bound of its own (a lazy worker's record).
 
 Invariants, on any number of replicas sharing one PostgreSQL:
 - A variant's results are applied one at a time: `record_calibration` and `record_verification`
