@@ -432,7 +432,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--quorum", type=int, default=2)
     add("--calibration-runs", type=int, default=2, help="runs of each new head: its audit")
     add("--claim-margin", type=float, default=1.0, help="claimed gain that makes a candidate, in σ")
-    add("--max-verifications", type=int, default=8)
+    add("--max-verifications", type=int, default=16)
     add("--noise-sigma", type=float, default=None, help="the track's configured σ (default: the true paired σ)")
     add("--target-fraction", type=float, default=0.5, help="bowls: the target is this share of the best gain")
     add("--stop-at-target", action="store_true")

@@ -167,7 +167,7 @@ def track_create(
         typer.Option(help="σ of one paired difference (bpb), measured on this hardware; default tolerance/4."),
     ] = None,
     claim_margin: Annotated[float, typer.Option(help="Claimed gain, in σ, that makes a candidate.")] = 1.0,
-    max_verifications: Annotated[int, typer.Option(help="Paired verify runs before an undecided candidate is rejected.")] = 8,
+    max_verifications: Annotated[int, typer.Option(help="Paired verify runs before an undecided candidate is rejected.")] = 16,
     verify_timeout_s: Annotated[float, typer.Option(help="Seconds a candidate may wait before it expires as unverified.")] = 86_400.0,
     val_fraction: Annotated[float, typer.Option(help="Share of documents held out for validation.")] = 0.01,
     holdout_fraction: Annotated[

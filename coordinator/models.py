@@ -134,7 +134,7 @@ class Track(Base):
     noise_df: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # An explore becomes a candidate when its own paired gain beats this many σ.
     claim_margin: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
-    max_verifications: Mapped[int] = mapped_column(Integer, default=8, server_default="8")
+    max_verifications: Mapped[int] = mapped_column(Integer, default=16, server_default="16")
     # A candidate still undecided this long after its claim expires as `unverified`.
     verify_timeout_s: Mapped[float] = mapped_column(Float, default=86400.0, server_default="86400")
     # The held-out pool's token file in the asset store. Never one of `assets`, so never served

@@ -34,7 +34,7 @@ class TrackPolicy:
     calibration_runs: int = 2
     noise_sigma: float | None = None
     claim_margin: float = 1.0
-    max_verifications: int = 8
+    max_verifications: int = 16
     time_budget_s: float = 60.0
 
 
