@@ -159,7 +159,10 @@ def train(ctx):
     outcome = run_variant(tmp_path, track, executor, source)
 
     assert decided(outcome) == ("ok", None, None, None), outcome.reason
-    assert outcome.metrics["train_seconds"] >= 1.0  # the supervisor's clock charged it too
+    # The supervisor's clock charged it too. That clock times the events as it reads them, so a read
+    # of `train_started` delayed a few milliseconds on a busy machine shortens the interval by as
+    # much: the second of import is told from none by a margin, not to the millisecond.
+    assert outcome.metrics["train_seconds"] >= 0.9
 
 
 def test_train_returning_past_budget_and_tolerance_is_over_budget_though_within_grace(
