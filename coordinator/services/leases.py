@@ -50,6 +50,22 @@ def lease_ttl(track: Track, *, slack_s: float, runs: int = 1) -> timedelta:
     return timedelta(seconds=runs * (track.time_budget_s + track.grace_s) + slack_s)
 
 
+# However often it heartbeats, a lease lives at most this many times its first lifetime. Training
+# is timed (the harness stops a run at its budget and grace), so an honest lease is done well
+# within it; without a bound, heartbeats alone would hold a head's audit slot or a candidate's
+# verify slots for ever, and with them every promotion on the track.
+LEASE_LIFETIME_FACTOR = 4
+
+
+def lease_end(lease: Lease, *, slack_s: float) -> datetime:
+    """The latest a lease may live to, whatever its heartbeats."""
+    return lease.created_at + LEASE_LIFETIME_FACTOR * lease_ttl(lease.track, slack_s=slack_s, runs=_runs(lease))
+
+
+def _runs(lease: Lease) -> int:
+    return 2 if lease.control_variant_id is not None else 1
+
+
 # A run heartbeats about this many times: often enough for the live pages to follow it, and on a
 # long budget no more often than that needs (heartbeats are most of a network's requests).
 HEARTBEATS_PER_RUN = 10
@@ -437,6 +453,7 @@ def assign_lease(
             seed=seed,
             state=ACTIVE,
             deadline=now + lease_ttl(track, slack_s=slack_s, runs=runs),
+            created_at=now,  # the lease's end is counted from it, on the coordinator's clock
         )
         session.add(lease)
         session.flush()
@@ -483,14 +500,17 @@ def ensure_live(lease: Lease, *, now: datetime) -> None:
 
 def heartbeat(session: Session, lease: Lease, *, now: datetime, slack_s: float) -> datetime:
     ensure_live(lease, now=now)
-    ttl = lease_ttl(lease.track, slack_s=slack_s, runs=2 if lease.control_variant_id is not None else 1)
+    ttl = lease_ttl(lease.track, slack_s=slack_s, runs=_runs(lease))
     # Coalesced: the deadline is written only once less than half the lease's lifetime is left, so
     # a worker heartbeating every few seconds costs PostgreSQL one write per half lifetime (minutes),
-    # and a lease still never expires while its heartbeats come. The deadline stays in the database
-    # (not in Redis), so expiry is right on every replica whatever happens to Redis.
+    # and a lease does not expire while its heartbeats come, up to its end (LEASE_LIFETIME_FACTOR).
+    # The deadline stays in the database (not in Redis), so expiry is right on every replica
+    # whatever happens to Redis.
     if lease.deadline - now < ttl / 2:
-        lease.deadline = now + ttl
-        session.flush()
+        extended = min(now + ttl, lease_end(lease, slack_s=slack_s))
+        if extended > lease.deadline:
+            lease.deadline = extended
+            session.flush()
     return lease.deadline
 
 

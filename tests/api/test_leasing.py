@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from coordinator.models import Lease
+from coordinator.services.leases import LEASE_LIFETIME_FACTOR
 from coordinator.services.tracks import TrackParams
 from tests.api.conftest import NOISE_SIGMA, TRACK, Coordinator, Worker, add_track, calibrate
 
@@ -238,6 +239,33 @@ def test_lease_expires_and_its_work_is_reissued(coordinator: Coordinator, make_w
     assert late.json()["code"] == "lease_expired"
     with coordinator.session() as session:
         assert session.scalars(select(Lease.state).where(Lease.id == stalled["id"])).one() == "expired"
+    assert carol.run(reissued, 0.91)["variant_status"] == "verified"
+
+
+def test_heartbeats_hold_a_lease_only_up_to_its_end_then_its_work_is_handed_out_again(
+    coordinator: Coordinator, make_worker
+) -> None:
+    """Heartbeats alone must not hold a candidate's verify slot (or a head's audit) for ever."""
+    alice, bob, carol = make_worker("a1", "alice"), make_worker("b1", "bob"), make_worker("c1", "carol")
+    calibrate(coordinator, [1.00, 1.00])
+    claim = alice.run(alice.lease(), 0.90)
+    held = bob.lease()
+    assert held["kind"] == "verify"
+    end = LEASE_LIFETIME_FACTOR * (2 * (10 + 2) + 60)  # four times its first lifetime: two runs and the slack
+    accepted = []
+    for _ in range(40):  # a heartbeat every 30 s for 20 minutes
+        coordinator.clock.advance(30)
+        response = bob.post(f"/v1/leases/{held['id']}/heartbeat", {"phase": "training"})
+        if response.status_code != 200:
+            assert (response.status_code, response.json()["code"]) == (410, "lease_expired")
+            break
+        accepted.append(30 * (len(accepted) + 1))
+        deadline = datetime.fromisoformat(response.json()["deadline"])
+        assert deadline <= coordinator.clock() - timedelta(seconds=accepted[-1] - end)
+    assert accepted[-1] < end <= accepted[-1] + 30  # the first heartbeat past the end is refused
+    reissued = carol.lease()
+    assert reissued["kind"] == "verify" and reissued["variant"]["hash"] == claim["variant_hash"]
+    assert bob.submit(bob.report(held, val_bpb=0.9)).status_code == 410
     assert carol.run(reissued, 0.91)["variant_status"] == "verified"
 
 
