@@ -318,9 +318,13 @@ def found_by_spot_check(track: Track, candidate: Variant) -> bool:
 def current_verdict(session: Session, track: Track, candidate: Variant) -> tuple[list[tuple[Run, PairedRun]], Verdict]:
     """What the candidate's verify runs against the current head decide now, and those runs. A gain
     a spot check found is judged without its reporter's claim: that claim is the one in question,
-    and verifiers measuring far more than it is what a hidden gain looks like."""
+    and verifiers measuring far more than it is what a hidden gain looks like. So is a candidate
+    whose parent is no longer the head: its claim measured the gain over its parent, and the
+    verifiers now measure it over another variant (one promoted meanwhile, perhaps a copy of this
+    very change), so a shortfall refutes nothing its author said."""
     paired = _paired_runs(verify_runs_against(session, candidate.id, track.head_variant_id))
-    claimed = None if found_by_spot_check(track, candidate) else candidate.claimed_gain
+    claim_comparable = candidate.parent_id == track.head_variant_id and not found_by_spot_check(track, candidate)
+    claimed = candidate.claimed_gain if claim_comparable else None
     rules = Rules(
         noise_sigma=track_sigma(track),
         quorum=track.quorum,

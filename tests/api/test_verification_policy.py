@@ -415,3 +415,39 @@ def test_a_refuted_claim_that_costs_no_strike_still_ends_its_authors_run_of_vali
     assert sunk["variant_status"] == "rejected"
     assert refuted(coordinator, [claim["variant_hash"]]) == [True]
     assert trust(coordinator, alice) == (0, 0, False)
+
+
+def test_a_claim_is_not_weighed_against_a_head_promoted_after_it_and_its_author_is_not_blamed(
+    coordinator: Coordinator, make_worker
+) -> None:
+    """A claim measures the gain over its parent. Once another change is promoted (say, a copy of
+    this very change), the candidate is verified against that one instead, over which it may gain
+    nothing: the candidate is rejected on the test, and the author's claim is not called a lie."""
+    alice, dave = make_worker("a1", "alice"), make_worker("d1", "dave")
+    calibrate(coordinator, [1.00, 1.00])
+    claim = alice.run(alice.lease(), 0.90)
+    holders = [make_worker(f"v{i}", f"holder{i}") for i in (1, 2)]
+    held = [holder.lease() for holder in holders]  # both of the claim's verify slots, against the baseline
+    assert [(lease["kind"], lease["variant"]["hash"]) for lease in held] == [("verify", claim["variant_hash"])] * 2
+    rival = dave.run(dave.lease(), 0.90)  # another gain of 0.1 over the baseline
+    for name in ("e1", "e2"):
+        verifier = make_worker(name, name)
+        lease = verifier.lease()
+        assert (lease["kind"], lease["variant"]["hash"]) == ("verify", rival["variant_hash"])
+        verifier.run(lease, 0.90)
+    assert coordinator.client.get(f"/v1/tracks/{TRACK}/head").json()["hash"] == rival["variant_hash"]
+    calibrate(coordinator, [0.90, 0.90])  # the new head's audit: a gain of 0.1 over the baseline
+    for holder, lease in zip(holders, held, strict=True):
+        holder.run(lease, 0.90)  # paired with the baseline, which is no longer the head: set aside
+    assert variant(coordinator, claim["variant_hash"])["status"] == "candidate"
+    for name in ("w1", "w2"):
+        verifier = make_worker(name, name)
+        lease = verifier.lease()
+        assert (lease["kind"], lease["variant"]["hash"], lease["control"]["hash"]) == (
+            "verify", claim["variant_hash"], rival["variant_hash"]
+        )
+        verifier.run(lease, 0.90, control_bpb=0.90)  # no better than the new head
+    detail = variant(coordinator, claim["variant_hash"])
+    assert detail["status"] == "rejected"
+    assert detail["reason"].startswith("no significant improvement: verifiers measured a gain of 0.0000 over 2 paired runs")
+    assert trust(coordinator, alice) == (0, 0, False)
