@@ -335,6 +335,30 @@ def current_verdict(session: Session, track: Track, candidate: Variant) -> tuple
     return paired, verdicts.judge([p for _run, p in paired], claimed_gain=claimed, rules=rules)
 
 
+def _rejecting_failures(session: Session, track: Track, candidate: Variant) -> int:
+    """How many accounts' verify runs of the candidate failed, when that is enough to reject it
+    (else 0): more than a quorum of accounts (one vote each, quarantined workers' not counted), with
+    a trusted worker among them where the track has one to give, as a promotion would need. A
+    failure costs nobody trust (it may be the machine), so without these bounds a few accounts
+    reporting crashes would sink any candidate for free."""
+    failed = session.execute(
+        select(Worker.account_id, Worker.valid_streak)
+        .join(Run, Run.worker_id == Worker.id)
+        .where(
+            Run.variant_id == candidate.id, Run.kind == LeaseKind.verify.value, Run.status != RunStatus.ok.value,
+            Worker.quarantined.is_(False),
+        )
+    ).all()
+    accounts = len({account_id for account_id, _streak in failed})
+    if accounts <= track.quorum:
+        return 0
+    if _track_has_trusted_verifier(session, track, candidate.author) and not any(
+        streak >= TRUSTED_STREAK for _account, streak in failed
+    ):
+        return 0
+    return accounts
+
+
 def record_verification(session: Session, track: Track, candidate: Variant, run: Run, *, now: datetime) -> None:
     """Apply one verify run to a candidate: decide it once the sequential test can."""
     lock_for_decision(session, candidate)
@@ -349,14 +373,12 @@ def record_verification(session: Session, track: Track, candidate: Variant, run:
     if run.status != RunStatus.ok.value or run.val_bpb is None:
         # As in BOINC, an error result decides nothing: it may be the verifier's machine. The slot
         # is handed to another worker, and only a variant that keeps failing is rejected.
-        failures = session.scalar(
-            select(func.count()).select_from(Run).where(
-                Run.variant_id == candidate.id, Run.kind == LeaseKind.verify.value, Run.status != RunStatus.ok.value
-            )
-        )
-        if int(failures or 0) > track.quorum:
+        if accounts := _rejecting_failures(session, track, candidate):
             candidate.status = VariantStatus.rejected.value
-            candidate.reason = f"not reproduced: {failures} verify runs failed, the last: {run.reason or run.status}"
+            candidate.reason = (
+                f"not reproduced: verify runs failed on the machines of {accounts} accounts,"
+                f" the last: {run.reason or run.status}"
+            )
         session.flush()
         return
     if run.lease.control_variant_id != track.head_variant_id:

@@ -329,7 +329,7 @@ def test_a_crashed_verify_run_is_reissued_and_only_repeated_crashes_reject(coord
     # More failures than the quorum: the variant itself is the problem.
     assert carol.run(verify, None, status="crashed")["variant_status"] == "rejected"  # type: ignore[arg-type]
     detail = coordinator.client.get(f"/v1/variants/{claim['variant_hash']}?track_id={TRACK}").json()
-    assert detail["reason"].startswith("not reproduced: 2 verify runs failed")
+    assert detail["reason"].startswith("not reproduced: verify runs failed on the machines of 2 accounts")
 
 
 def test_lease_events_are_logged_with_the_lease_and_worker_ids(

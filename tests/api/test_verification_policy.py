@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from coordinator.cli import app as coordinator_cli
 from coordinator.models import Variant
 from coordinator.models import Worker as WorkerRow
+from coordinator.services.leases import TRUSTED_STREAK
 from coordinator.services.moderation import release
 from coordinator.services.reaper import reap
 from coordinator.services.tracks import TrackParams, quorum_shortfalls
@@ -451,3 +452,29 @@ def test_a_claim_is_not_weighed_against_a_head_promoted_after_it_and_its_author_
     assert detail["status"] == "rejected"
     assert detail["reason"].startswith("no significant improvement: verifiers measured a gain of 0.0000 over 2 paired runs")
     assert trust(coordinator, alice) == (0, 0, False)
+
+
+def test_crash_reports_reject_a_candidate_only_from_more_than_a_quorum_of_accounts_with_a_trusted_one_among_them(
+    coordinator: Coordinator, make_worker
+) -> None:
+    """A failed run costs nobody trust, so failures reject only as a promotion would promote: from
+    more than a quorum of accounts, a trusted worker among them where the track has one to give."""
+    alice = make_worker("a1", "alice")
+    calibrate(coordinator, [1.00, 1.00])
+    trusted = make_worker("t1", "trusted")
+    with coordinator.session() as session:
+        session.get(WorkerRow, trusted.worker_id).valid_streak = TRUSTED_STREAK
+        session.commit()
+    claim = alice.run(alice.lease(), 0.90)
+    crashers = [make_worker(f"m{i}", f"mal{i}") for i in (1, 2, 3)]
+    for crasher in crashers:
+        lease = crasher.lease()
+        assert (lease["kind"], lease["variant"]["hash"]) == ("verify", claim["variant_hash"])
+        assert crasher.run(lease, None, status="crashed")["variant_status"] == "candidate"  # type: ignore[arg-type]
+    assert trust(coordinator, alice) == (0, 0, False)
+    lease = trusted.lease()
+    assert (lease["kind"], lease["variant"]["hash"]) == ("verify", claim["variant_hash"])
+    assert trusted.run(lease, None, status="crashed")["variant_status"] == "rejected"  # type: ignore[arg-type]
+    assert variant(coordinator, claim["variant_hash"])["reason"] == (
+        "not reproduced: verify runs failed on the machines of 4 accounts, the last: train() raised RuntimeError: boom"
+    )
