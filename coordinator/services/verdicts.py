@@ -17,7 +17,8 @@ what is left has a standard deviation σ (the track's `noise_sigma`), pooled ove
   "no gain" is clearly the better explanation, so most null candidates cost two verify runs.
   Promotion needs runs from `quorum` distinct accounts, one vote per account, and at least one
   trusted verifier where the track has one to give; a clear loss measured by trusted verifiers
-  alone is rejected before the quorum is complete.
+  of two accounts or more, and nobody else, is rejected before the quorum is complete (one
+  account's run never does: trust is earned by verifying, so a ring can farm it).
 - **Consistency.** A run far (OUTLIER_SIGMAS) from the trusted verifiers' runs, or without any,
   from a strict majority of runs that agree among themselves, is set aside; runs that split
   without such a majority wait for more, and at the cap the candidate is rejected. Only a trusted
@@ -246,9 +247,12 @@ def judge(runs: Sequence[PairedRun], *, claimed_gain: float | None, rules: Rules
 
     evidence = log_likelihood_ratio([run.diff for run in counted], sigma) if counted else 0.0
     if n < rules.quorum:
-        if counted and all(run.trusted for run in counted) and evidence <= LOG_REJECT:
-            # A clear loss, measured by trusted workers only: rejecting early costs nobody trust
-            # and saves the rest of the quorum. Promotion always waits for the whole quorum.
+        if n >= 2 and all(run.trusted for run in counted) and evidence <= LOG_REJECT:
+            # A clear loss, measured by trusted workers of two accounts or more and nobody else:
+            # rejecting early costs nobody trust and saves the rest of the quorum. One trusted
+            # account's run alone would let a worker that earned its streak (a ring earns one by
+            # verifying its own no-op claims) sink a real gain of up to 3σ by reporting it a little
+            # worse, inside noise. Promotion always waits for the whole quorum.
             return reject_unless_one_word(_no_gain(gain, n, sigma))
         missing = rules.quorum - n
         return verdict(Decision.wait, missing, f"awaiting {missing} more verification(s) from other accounts")

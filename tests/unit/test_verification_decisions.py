@@ -70,13 +70,18 @@ def test_no_gain_is_rejected_early_without_blaming_an_honest_author() -> None:
     assert verdict.reason == "no significant improvement: verifiers measured a gain of -0.0005 over 2 paired runs (σ 0.0100)"
 
 
-def test_a_clear_loss_measured_by_a_trusted_verifier_is_rejected_before_the_quorum() -> None:
-    verdict = judge([run(1, 0.004, trusted=True)], claimed_gain=0.015, rules=RULES)
+def test_a_clear_loss_measured_by_trusted_verifiers_of_two_accounts_is_rejected_before_the_quorum() -> None:
+    three = Rules(noise_sigma=SIGMA, quorum=3, max_runs=6, tolerance=0.02)
+    verdict = judge([run(1, 0.004, trusted=True), run(2, 0.002, trusted=True)], claimed_gain=0.015, rules=three)
     assert (verdict.decision, verdict.claim_refuted) == (Decision.reject, False)
-    assert verdict.reason == "no significant improvement: verifiers measured a gain of -0.0040 over 1 paired runs (σ 0.0100)"
-    # The same run by an untrusted worker waits for the quorum, and so does any gain.
-    assert judge([run(1, 0.004)], claimed_gain=0.015, rules=RULES).decision is Decision.wait
-    assert judge([run(1, -0.05, trusted=True)], claimed_gain=0.05, rules=RULES).decision is Decision.wait
+    assert verdict.reason == "no significant improvement: verifiers measured a gain of -0.0030 over 2 paired runs (σ 0.0100)"
+    # One trusted account's run waits for the quorum (a farmed streak must not sink a gain alone),
+    # as do the same runs with an untrusted one among them, and any gain.
+    lone = judge([run(1, 0.004, trusted=True)], claimed_gain=0.015, rules=RULES)
+    assert (lone.decision, lone.reason) == (Decision.wait, "awaiting 1 more verification(s) from other accounts")
+    assert judge([run(1, 0.004, trusted=True), run(2, 0.002)], claimed_gain=0.015, rules=three).decision is Decision.wait
+    assert judge([run(1, -0.05, trusted=True), run(2, -0.05, trusted=True)], claimed_gain=0.05,
+                 rules=three).decision is Decision.wait  # fmt: skip
 
 
 def test_an_ambiguous_gain_asks_for_one_more_run_then_stops_at_the_cap() -> None:
@@ -239,8 +244,13 @@ def test_a_lone_trusted_run_far_worse_than_the_claim_waits_for_the_quorum() -> N
     # another's (a saboteur's run on an honest claim, or an honest run on a liar's), so the quorum decides.
     verdict = judge([run(1, 0.03, trusted=True)], claimed_gain=0.02, rules=RULES)
     assert (verdict.decision, verdict.awaiting) == (Decision.wait, 1)
-    assert verdict.reason == (
-        "the rejection rests on one run far worse than the rest measured (+0.0300); one more verification decides"
+    # Before the quorum, two trusted accounts can reject early, unless one run is far worse than
+    # the other and the other alone would not reject (alone, it is one account's run again).
+    three = Rules(noise_sigma=SIGMA, quorum=3, max_runs=6, tolerance=0.02)
+    far = judge([run(1, 0.05, trusted=True), run(2, -0.015, trusted=True)], claimed_gain=0.02, rules=three)
+    assert (far.decision, far.awaiting) == (Decision.wait, 1)
+    assert far.reason == (
+        "the rejection rests on one run far worse than the rest measured (+0.0500); one more verification decides"
     )
     # A track of quorum 1 takes its one verifier's word.
     single = Rules(noise_sigma=SIGMA, quorum=1, max_runs=6, tolerance=0.02)
