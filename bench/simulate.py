@@ -311,6 +311,7 @@ def figures(sim: Simulation) -> dict[str, Any]:
     # Every decided candidate by its true gain over the one head it was verified against.
     baseline_hash = variant_hash((REPO_ROOT / "baseline" / "train.py").read_text())
     real_gain, no_gain = [], []
+    missed: list[str] = []  # why each candidate truly better than its one head was not promoted
     for digest in tested:
         controls = tally.verify_controls.get(digest, set())
         if len(controls) != 1 or digest not in tally.explored:
@@ -328,6 +329,8 @@ def figures(sim: Simulation) -> dict[str, Any]:
         )
         if gain >= 0.75 * args.gain * args.sigma_seed and args.landscape == "planted":
             real_gain.append(promoted)
+            if not promoted:
+                missed.append(sim.outcomes[digest].get("reason") or sim.outcomes[digest]["status"])
         elif gain <= 1e-12:
             no_gain.append(promoted)
     runs = max(1, tally.runs)
@@ -377,6 +380,7 @@ def figures(sim: Simulation) -> dict[str, Any]:
         "claim_pass_rate_planted": len(planted_candidates) / len(planted) if planted else None,
         "tested_with_true_gain": len(real_gain),
         "verify_power": sum(real_gain) / len(real_gain) if real_gain else None,
+        "missed_gain_reasons": missed,
         "tested_without_gain": len(no_gain),
         "promoted_without_gain": sum(no_gain),
         "verification_share": checks / runs,
