@@ -101,6 +101,7 @@ def serve(
     options: dict[str, Any] = {
         "host": host, "port": port, "log_level": log_level,
         "timeout_keep_alive": KEEP_ALIVE_S, "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+        "proxy_headers": True, "forwarded_allow_ips": settings.forwarded_allow_ips,
     }  # fmt: skip
     if workers == 1:
         uvicorn.run(create_app(settings), **options)

@@ -1,4 +1,4 @@
-"""`coordinator worker ...`: list, quarantine and release workers and accounts."""
+"""`coordinator worker ...`: list, quarantine and release workers and accounts; print an account's secret."""
 
 from __future__ import annotations
 
@@ -99,3 +99,22 @@ def worker_release(worker_id: WorkerId = None, account: AccountName = None) -> N
             raise typer.Exit(1) from exc
         session.commit()
         console.print(f"released {len(workers)} worker(s)", highlight=False)
+
+
+@worker_app.command("secret")
+def worker_secret(account: Annotated[str, typer.Argument(help="The account's name.")]) -> None:
+    """Print the secret a machine shows to join ACCOUNT from an address new to it (each of the
+    account's machines is told it when it registers)."""
+    from coordinator.keys import load_signing_key
+    from coordinator.services.workers import account_exists, account_secret
+
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    with invalidating_session_factory(settings)() as session:
+        if not account_exists(session, account):
+            console.print(f"[red]error:[/red] no account {account!r}")
+            raise typer.Exit(1)
+    print(account_secret(load_signing_key(settings), account))

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     # New accounts an address may create per hour: independence is judged by account, so accounts
     # must not be free to mint in bulk.
     new_accounts_per_hour_per_ip: int = Field(default=20, ge=1)
+    # Proxies whose X-Forwarded-For names the client (comma-separated addresses, or "*" where only
+    # a proxy can reach the coordinator): rate limits and joining an account go by that address.
+    forwarded_allow_ips: str = "127.0.0.1"
     # A researcher's submissions awaiting a verdict, per account and track (`worker submit`).
     max_pending_submissions: int = Field(default=3, ge=1)
 

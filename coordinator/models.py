@@ -99,6 +99,9 @@ class Worker(Base):
     result_bias_checks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The address it last registered from: a further machine may join its account from there
+    # without the account's secret (services/workers.py).
+    registered_from: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     account: Mapped[Account] = relationship(back_populates="workers", lazy="joined")
 

@@ -126,12 +126,15 @@ class RegistrationPayload(_Model):
 class RegisterRequest(_Model):
     payload: RegistrationPayload
     signature: str = Field(max_length=200)
+    # What a machine shows to join an account that has machines at another address.
+    account_secret: str | None = Field(default=None, max_length=100)
 
 
 class RegisterResponse(_Model):
     worker_id: str
     token: str  # bearer token; the coordinator keeps only its hash
     account: str
+    account_secret: str | None = None  # what a further machine of the account joins with from elsewhere
 
 
 # --- leases --------------------------------------------------------------------------------

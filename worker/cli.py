@@ -186,6 +186,14 @@ def join(
             help="Your account; machines of one account never verify each other (default: user@host)."
         ),
     ] = None,
+    account_secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ARN_ACCOUNT_SECRET",
+            help="Join an account whose machines registered from another address: the secret its"
+            " machines were shown when they joined (`coordinator worker secret ACCOUNT` prints it).",
+        ),
+    ] = None,
     track: Annotated[
         str | None, typer.Option(help="Work on this track only (default: any track of this hardware).")
     ] = None,
@@ -340,6 +348,7 @@ def join(
                 hardware=hardware,
                 name=name,
                 account=account,
+                account_secret=account_secret,
                 track_id=track,
                 max_experiments=max_experiments,
                 agent_seed=seed,

@@ -99,6 +99,7 @@ class DaemonOptions:
     hardware: HardwareInfo
     name: str | None = None  # None: the registered name, else the host name
     account: str | None = None  # None: the registered account, else user@host
+    account_secret: str | None = None  # to join an account whose machines registered elsewhere
     track_id: str | None = None  # None: any track of this hardware class
     max_experiments: int | None = None
     agent_seed: int | None = None  # mixed into the lease's own agent seed; None: that seed alone
@@ -310,8 +311,14 @@ class Daemon:
         register(
             self.client, self.home, state, self._key,
             name=self.options.name, account=self.options.account, hardware=self.options.hardware,
+            account_secret=self.options.account_secret,
         )
         self.display.event(f"registered with {state.url} as worker {short_hash(state.worker_id or '')}")
+        if state.account_secret:
+            self.display.event(
+                f"a machine at another address joins account {state.account} with"
+                f" --account-secret {state.account_secret}"
+            )
 
     # --- leases -----------------------------------------------------------------------------------
 

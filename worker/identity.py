@@ -58,6 +58,7 @@ class CoordinatorState:
     worker_id: str | None = None
     token: str | None = None
     account: str | None = None
+    account_secret: str | None = None  # what another machine shows to join the account from elsewhere
     name: str | None = None
     hardware_class: str | None = None
 

@@ -39,6 +39,7 @@ def register(
     name: str | None,
     account: str | None,
     hardware: HardwareInfo,
+    account_secret: str | None = None,
 ) -> None:
     """Register `key` (retrying transient failures), then save the token in `state` and set it on `client`."""
     payload = RegistrationPayload(
@@ -48,9 +49,13 @@ def register(
         hardware=hardware,
         issued_at=datetime.now(UTC),
     )
-    request = RegisterRequest(payload=payload, signature=key.sign(payload.model_dump(mode="json")))
+    request = RegisterRequest(
+        payload=payload, signature=key.sign(payload.model_dump(mode="json")),
+        account_secret=account_secret or state.account_secret,
+    )  # fmt: skip
     response = client.call(lambda: client.register(request))
     state.worker_id, state.token, state.account = response.worker_id, response.token, response.account
+    state.account_secret = response.account_secret or state.account_secret
     state.name, state.hardware_class = payload.name, payload.hardware.hardware_class
     home.save_state(state)
     client.token = response.token

@@ -89,7 +89,7 @@ def get_current_worker(
 CurrentWorker = Annotated[Worker, Depends(get_current_worker)]
 
 
-def _client_ip(request: Request) -> str:
+def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
@@ -106,14 +106,14 @@ def _rate_limited(whose: str) -> DomainError:
 
 def limit_ip_writes(request: Request, state: StateDep) -> None:
     limit = state.settings.writes_per_minute_per_ip
-    if not state.kv.hit(f"ip:{_client_ip(request)}", limit=limit, window_s=_RATE_WINDOW_S):
+    if not state.kv.hit(f"ip:{client_ip(request)}", limit=limit, window_s=_RATE_WINDOW_S):
         raise _rate_limited("address")
 
 
 def limit_new_accounts(request: Request, state: StateDep) -> None:
     """Count one new account against the caller's address: at most the configured number an hour."""
     limit = state.settings.new_accounts_per_hour_per_ip
-    if not state.kv.hit(f"new-account:{_client_ip(request)}", limit=limit, window_s=3600):
+    if not state.kv.hit(f"new-account:{client_ip(request)}", limit=limit, window_s=3600):
         raise DomainError(
             ErrorCode.rate_limited,
             f"this address has created {limit} accounts in the last hour; join an existing account or wait",

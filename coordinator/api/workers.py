@@ -3,8 +3,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 
 from coordinator import __version__
-from coordinator.api.deps import IpWriteLimit, NowDep, SessionDep, StateDep, limit_new_accounts
-from coordinator.services.workers import account_exists, register_worker
+from coordinator.api.deps import IpWriteLimit, NowDep, SessionDep, StateDep, client_ip, limit_new_accounts
+from coordinator.services.workers import account_exists, account_secret, register_worker
 from shared.protocol import InfoResponse, RegisterRequest, RegisterResponse
 
 router = APIRouter(tags=["workers"])
@@ -28,6 +28,12 @@ def register(
 ) -> RegisterResponse:
     if not account_exists(session, body.payload.account):
         limit_new_accounts(request, state)
-    worker, token = register_worker(session, body, now=now, max_skew_s=state.settings.registration_max_skew_s)
+    worker, token = register_worker(
+        session, body, now=now, max_skew_s=state.settings.registration_max_skew_s, key=state.signing_key,
+        address=client_ip(request),
+    )  # fmt: skip
     session.commit()
-    return RegisterResponse(worker_id=worker.id, token=token, account=worker.account.name)
+    name = worker.account.name
+    return RegisterResponse(
+        worker_id=worker.id, token=token, account=name, account_secret=account_secret(state.signing_key, name)
+    )

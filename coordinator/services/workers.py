@@ -1,8 +1,19 @@
-"""Worker registration and bearer-token authentication."""
+"""Worker registration and bearer-token authentication.
+
+An account is a volunteer: one vote in every quorum, however many machines it has. Its first
+machine creates it. A further machine joins it from an address one of its machines registered
+from (a volunteer's machines at home, the GPUs of one box), or from anywhere with the account's
+secret, which each of its machines is told when it registers and a maintainer can print. Without
+that, any key could register under any account's name: cast that volunteer's vote on a candidate
+(turning its own machines away from it) and act under every account whose name it knows, past the
+limit on new accounts per address.
+"""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 import uuid
 from datetime import datetime, timedelta
@@ -14,7 +25,7 @@ from sqlalchemy.orm import Session
 from coordinator.errors import DomainError
 from coordinator.models import Account, Worker
 from shared.protocol import ErrorCode, RegisterRequest
-from shared.signing import SignatureError, check_public_key, verify_signature
+from shared.signing import SignatureError, SigningKey, check_public_key, verify_signature
 
 # A worker's last_seen_at moves at most this often: it says when a machine was last active (on
 # the account pages) without a database write on every request.
@@ -23,6 +34,26 @@ SEEN_RESOLUTION = timedelta(minutes=5)
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def account_secret(key: SigningKey, account: str) -> str:
+    """The secret a further machine shows to join `account` from an address new to it. It is derived
+    from the coordinator's key (an HMAC under a key hashed from it, apart from its signatures), so
+    every replica computes the same one and none is stored; it changes only with the coordinator's key."""
+    mac_key = hashlib.sha256(b"arn account secrets\0" + key.raw()).digest()
+    digest = hmac.new(mac_key, account.encode("utf-8"), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode("ascii")
+
+
+def _may_join(session: Session, account: Account, *, secret: str | None, address: str, key: SigningKey) -> bool:
+    """Whether a new key may join `account`: it has no machine yet, or the key shows the account's
+    secret, or registers from an address one of the account's machines (not quarantined) registered from."""
+    if secret is not None and hmac.compare_digest(secret, account_secret(key, account.name)):
+        return True
+    machines = session.execute(
+        select(Worker.registered_from, Worker.quarantined).where(Worker.account_id == account.id)
+    ).all()
+    return not machines or any(place == address and not quarantined for place, quarantined in machines)
 
 
 def get_or_create_account(session: Session, name: str) -> Account:
@@ -50,7 +81,7 @@ def account_exists(session: Session, name: str) -> bool:
 
 
 def register_worker(
-    session: Session, request: RegisterRequest, *, now: datetime, max_skew_s: float
+    session: Session, request: RegisterRequest, *, now: datetime, max_skew_s: float, key: SigningKey, address: str
 ) -> tuple[Worker, str]:
     """Register a worker, or rotate the token of one that holds an already-known key.
 
@@ -81,6 +112,7 @@ def register_worker(
         worker.name = payload.name
         worker.hardware = payload.hardware.model_dump(mode="json")
         worker.hardware_class = payload.hardware.hardware_class
+        worker.registered_from = address
         session.flush()
         return worker, token
 
@@ -88,6 +120,13 @@ def register_worker(
     if account.quarantine_reason is not None:
         raise DomainError(
             ErrorCode.worker_quarantined, f"account {account.name} is quarantined: {account.quarantine_reason}"
+        )
+    if not _may_join(session, account, secret=request.account_secret, address=address, key=key):
+        raise DomainError(
+            ErrorCode.forbidden,
+            f"account {account.name} has machines elsewhere; a machine joins it from another address with"
+            f" the account's secret (`worker join URL --account {account.name} --account-secret SECRET`),"
+            " which each of its machines was shown when it joined; or join as an account of your own",
         )
     worker = Worker(
         id=uuid.uuid4().hex,
@@ -97,6 +136,7 @@ def register_worker(
         token_hash=token_hash(token),
         hardware_class=payload.hardware.hardware_class,
         hardware=payload.hardware.model_dump(mode="json"),
+        registered_from=address,
     )
     session.add(worker)
     session.flush()

@@ -4,11 +4,14 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
+from fastapi.testclient import TestClient
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from coordinator.cli import app as coordinator_cli
 from coordinator.models import Account
 from coordinator.models import Worker as WorkerRow
-from coordinator.services.workers import SEEN_RESOLUTION
+from coordinator.services.workers import SEEN_RESOLUTION, account_secret
 from shared.protocol import HardwareInfo, RegistrationPayload
 from shared.signing import SigningKey
 from tests.api.conftest import Coordinator, Worker
@@ -116,3 +119,48 @@ def test_a_workers_requests_move_its_last_seen_time_at_most_once_per_resolution(
     coordinator.clock.advance(2)  # type: ignore[attr-defined]
     alice.lease()
     assert last_seen() == started + SEEN_RESOLUTION + timedelta(seconds=1)
+
+
+def test_a_machine_joins_an_account_from_its_address_or_with_its_secret_and_nobody_elses(
+    coordinator: Coordinator, monkeypatch
+) -> None:
+    """Any key naming an account would otherwise cast that volunteer's vote and act under every name it knows."""
+    first = coordinator.client.post("/v1/workers", json=_registration(coordinator, SigningKey.generate()))
+    assert first.status_code == 201
+    secret = first.json()["account_secret"]
+    assert secret and secret == account_secret(coordinator.client.app.state.arn.signing_key, "alice")  # type: ignore[attr-defined]
+    # Another machine at the same address (a volunteer's second box, a GPU of the same one) joins.
+    assert coordinator.client.post("/v1/workers", json=_registration(coordinator, SigningKey.generate())).status_code == 201
+    elsewhere = TestClient(coordinator.client.app, client=("203.0.113.7", 40000))
+    refused = elsewhere.post("/v1/workers", json=_registration(coordinator, SigningKey.generate()))
+    assert (refused.status_code, refused.json()["code"]) == (403, "forbidden")
+    assert "--account-secret" in refused.json()["message"]
+    wrong = elsewhere.post("/v1/workers", json={**_registration(coordinator, SigningKey.generate()), "account_secret": "x" * 24})
+    assert wrong.status_code == 403
+    joined = elsewhere.post("/v1/workers", json={**_registration(coordinator, SigningKey.generate()), "account_secret": secret})
+    assert (joined.status_code, joined.json()["account"]) == (201, "alice")
+    # A new account from anywhere needs nothing, and has a secret of its own.
+    own = elsewhere.post("/v1/workers", json=_registration(coordinator, SigningKey.generate(), account="mallory"))
+    assert own.status_code == 201 and own.json()["account_secret"] not in (None, secret)
+    with coordinator.session() as session:
+        places = session.scalars(select(WorkerRow.registered_from).order_by(WorkerRow.created_at, WorkerRow.id)).all()
+        assert sorted(places) == ["203.0.113.7", "203.0.113.7", "testclient", "testclient"]
+    # A maintainer prints the same secret, for a volunteer whose machines were set up before it was shown.
+    monkeypatch.setenv("ARN_DATABASE_URL", coordinator.settings.resolved_database_url)
+    monkeypatch.setenv("ARN_DATA_DIR", str(coordinator.settings.data_dir))
+    printed = CliRunner().invoke(coordinator_cli, ["worker", "secret", "alice"])
+    assert (printed.exit_code, printed.output.strip()) == (0, secret), printed.output
+
+
+def test_an_address_known_only_from_quarantined_machines_lets_no_one_join(coordinator: Coordinator) -> None:
+    elsewhere = TestClient(coordinator.client.app, client=("203.0.113.7", 40000))
+    assert coordinator.client.post("/v1/workers", json=_registration(coordinator, SigningKey.generate())).status_code == 201
+    key = SigningKey.generate()
+    assert elsewhere.post("/v1/workers", json={**_registration(coordinator, key), "account_secret": account_secret(
+        coordinator.client.app.state.arn.signing_key, "alice")}).status_code == 201  # type: ignore[attr-defined]  # fmt: skip
+    with coordinator.session() as session:
+        row = session.scalars(select(WorkerRow).where(WorkerRow.public_key == key.public_key)).one()
+        row.quarantined, row.quarantine_reason = True, "3 invalid results"
+        session.commit()
+    # Its quarantine is its own; its address does not vouch for a fresh key in its account.
+    assert elsewhere.post("/v1/workers", json=_registration(coordinator, SigningKey.generate())).status_code == 403

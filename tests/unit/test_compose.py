@@ -64,6 +64,9 @@ def test_the_coordinator_environment_is_a_valid_production_configuration(
     assert settings.env == "production"
     assert settings.resolved_database_url.startswith("postgresql+psycopg://arn:pw@postgres:5432/")
     assert settings.redis_url == "redis://redis:6379/0"
+    # Behind the proxy every request comes from it: the client is the one its X-Forwarded-For names.
+    assert settings.forwarded_allow_ips == "*"
+    assert "ports" not in compose["services"]["coordinator"]
 
 
 def test_production_refuses_insecure_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,6 +28,7 @@ from coordinator.config import Settings
 from coordinator.kv import LocalKV
 from coordinator.main import create_app
 from coordinator.services.tracks import TrackParams, create_track
+from coordinator.services.workers import account_secret
 from shared.hashing import variant_hash
 from shared.protocol import HardwareInfo, VariantRef
 from shared.signing import SigningKey
@@ -246,6 +247,17 @@ def volunteer(tmp_path: Path, coordinator: Coordinator) -> Callable[[str], Volun
         return Volunteer(WorkerHome(tmp_path / name), transport, io.StringIO(), StopSignal())
 
     return make
+
+
+def test_a_worker_keeps_and_shows_the_secret_its_accounts_other_machines_join_with(
+    coordinator: Coordinator, volunteer: Callable[[str], Volunteer]
+) -> None:
+    alice = volunteer("alice")
+    alice.daemon(executor=StandInExecutor(val_bpb=1.5), max_experiments=1).run()
+    secret = account_secret(coordinator.app_client.app.state.arn.signing_key, "alice")  # type: ignore[attr-defined]
+    state = alice.home.load_state(URL)
+    assert state is not None and (state.account, state.account_secret) == ("alice", secret)
+    assert f"joins account alice with --account-secret {secret}" in alice.output.getvalue()
 
 
 def test_a_worker_calibrates_then_explores_and_every_signed_report_is_accepted(
