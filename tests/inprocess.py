@@ -66,17 +66,19 @@ class Worker:
     token: str = ""
     track_id: str = TRACK
 
-    def register(self) -> Worker:
+    def registration(self) -> dict[str, Any]:
+        """A signed `POST /v1/workers` body for this worker's key."""
         payload = RegistrationPayload(
             public_key=self.key.public_key,
             name=self.name,
             account=self.account,
             hardware=HardwareInfo(hardware_class="cpu"),
             issued_at=self.coordinator.clock(),
-        )
-        response = self.coordinator.client.post(
-            "/v1/workers", json={"payload": payload.model_dump(mode="json"), "signature": self.key.sign(payload.model_dump(mode="json"))}
-        )
+        ).model_dump(mode="json")
+        return {"payload": payload, "signature": self.key.sign(payload)}
+
+    def register(self) -> Worker:
+        response = self.coordinator.client.post("/v1/workers", json=self.registration())
         assert response.status_code == 201, response.text
         body = response.json()
         self.worker_id, self.token = body["worker_id"], body["token"]

@@ -6,7 +6,7 @@ from (a volunteer's machines at home, the GPUs of one box), or from anywhere wit
 secret, which each of its machines is told when it registers and a maintainer can print. Without
 that, any key could register under any account's name: cast that volunteer's vote on a candidate
 (turning its own machines away from it) and act under every account whose name it knows, past the
-limit on new accounts per address.
+limit on new accounts per address. While one of its machines is quarantined, no new one joins.
 """
 
 from __future__ import annotations
@@ -120,6 +120,16 @@ def register_worker(
     if account.quarantine_reason is not None:
         raise DomainError(
             ErrorCode.worker_quarantined, f"account {account.name} is quarantined: {account.quarantine_reason}"
+        )
+    held = session.scalars(
+        select(Worker.quarantine_reason).where(Worker.account_id == account.id, Worker.quarantined.is_(True)).limit(1)
+    ).first()
+    if held is not None:
+        # Else a worker quarantined for its results would come back at once as a fresh key of its account.
+        raise DomainError(
+            ErrorCode.worker_quarantined,
+            f"a machine of account {account.name} is quarantined ({held}); no new machine joins the account"
+            " until a maintainer releases it",
         )
     if not _may_join(session, account, secret=request.account_secret, address=address, key=key):
         raise DomainError(

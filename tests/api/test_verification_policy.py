@@ -267,6 +267,27 @@ def test_a_quarantined_account_takes_no_new_worker(coordinator: Coordinator, mak
     assert (response.status_code, response.json()["message"]) == (403, "account mallory is quarantined: sybils")
 
 
+def test_a_worker_quarantined_for_its_results_does_not_come_back_as_a_new_key_of_its_account(
+    coordinator: Coordinator, make_worker
+) -> None:
+    bob = make_worker("b1", "bob")
+    with coordinator.session() as session:
+        row = session.get(WorkerRow, bob.worker_id)
+        row.quarantined, row.quarantine_reason = True, "3 invalid results"
+        session.commit()
+    again = Worker(coordinator, "b1-again", "bob")
+    refused = coordinator.client.post("/v1/workers", json=again.registration())
+    assert (refused.status_code, refused.json()["code"], refused.json()["message"]) == (
+        403, "worker_quarantined",
+        "a machine of account bob is quarantined (3 invalid results); no new machine joins the account until a"
+        " maintainer releases it",
+    )  # fmt: skip
+    with coordinator.session() as session:
+        release(session, worker_id=bob.worker_id)
+        session.commit()
+    assert again.register().worker_id != bob.worker_id
+
+
 def test_new_accounts_from_one_address_are_limited(coordinator: Coordinator, make_worker) -> None:
     coordinator.client.app.state.arn.settings.new_accounts_per_hour_per_ip = 2  # type: ignore[attr-defined]
     make_worker("a1", "alice")
