@@ -182,6 +182,9 @@ class Variant(Base):
     # measurement of the parent (same worker, parent and seed) share its fault: they cost no more
     # trust, and that measurement is no longer reused (services/verification.py).
     claim_refuted: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # Promoted from a spot check, its reporter took a strike for hiding it: taken back if the
+    # promotion's audit refutes it (a gain that was never there was never hidden).
+    hid_gain_charged: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # The head this variant replaced when promoted: its calibration runs are paired with it, as an
     # audit of the promotion by accounts that took no part in it.
     previous_head_id: Mapped[int | None] = mapped_column(ForeignKey("variants.id"), nullable=True)

@@ -177,8 +177,26 @@ def _revoke(
         diff = paired_score(run)
         if diff is not None and (0.0 - diff) - measured > limit:
             _mark_invalid(run.worker, f"verified {head.hash[:12]}, whose promotion other accounts refuted")
-    if head.author is not None:
-        _mark_invalid(head.author, f"claimed {head.hash[:12]}, whose promotion other accounts refuted")
+    if head.author is None:
+        return
+    if found_by_spot_check(track, head):
+        # Its author claimed nothing (it reported a negative result): the verifiers who "found" the
+        # gain are the ones refuted, and the strike the author took for hiding it is taken back.
+        if head.hid_gain_charged:
+            _take_back_strike(head.author, head)
+        return
+    _mark_invalid(head.author, f"claimed {head.hash[:12]}, whose promotion other accounts refuted")
+
+
+def _take_back_strike(worker: Worker, variant: Variant) -> None:
+    """Undo the strike `worker` took over `variant`, and the quarantine it alone brought."""
+    variant.hid_gain_charged = False
+    worker.invalid_results = max(0, worker.invalid_results - 1)
+    brought = worker.quarantine_reason is not None and f"for {variant.hash[:12]}," in worker.quarantine_reason
+    if worker.quarantined and brought and worker.invalid_results < QUARANTINE_AFTER_INVALID:
+        worker.quarantined = False
+        worker.quarantine_reason = None
+        log.info("worker %s released: the gain it was found to hide was refuted by its audit", worker.id)
 
 
 # --- claims -----------------------------------------------------------------------------------
@@ -429,6 +447,7 @@ def record_verification(session: Session, track: Track, candidate: Variant, run:
             if hidden:
                 _mark_invalid(author, f"hid a gain: reported {candidate.claimed_gain:.4f} for {candidate.hash[:12]},"
                                       f" {len(verdict.counted)} verifiers measured {verdict.gain:.4f}")  # fmt: skip
+                candidate.hid_gain_charged = True
         elif verdict.decision is Decision.promote:
             _credit_valid(author)
     if verdict.decision is Decision.promote:

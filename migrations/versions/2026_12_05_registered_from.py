@@ -1,5 +1,7 @@
 """The address a worker last registered from (workers.registered_from): a further machine joins an
 account without its secret only from an address one of the account's machines registered from.
+And whether a variant's reporter took a strike for hiding it (variants.hid_gain_charged), taken back
+if the promotion's audit refutes it.
 
 Revision ID: 0009
 Revises: 0008
@@ -22,8 +24,12 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table('workers', schema=None) as batch_op:
         batch_op.add_column(sa.Column('registered_from', sa.String(length=64), nullable=True))
+    with op.batch_alter_table('variants', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('hid_gain_charged', sa.Boolean(), server_default='0', nullable=False))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('variants', schema=None) as batch_op:
+        batch_op.drop_column('hid_gain_charged')
     with op.batch_alter_table('workers', schema=None) as batch_op:
         batch_op.drop_column('registered_from')

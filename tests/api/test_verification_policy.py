@@ -335,6 +335,28 @@ class TestSpotChecks:
             row = session.get(WorkerRow, saboteur.worker_id)
             assert row.report_bias == pytest.approx(3.0 - 1.0)  # and the check went into its record
 
+    def test_colluders_who_find_a_gain_in_an_honest_negative_result_pay_for_it_when_the_audit_refutes_it(
+        self, coordinator: Coordinator, make_worker
+    ) -> None:
+        victim, ring1, ring2 = make_worker("v1", "victim"), make_worker("r1", "ring1"), make_worker("r2", "ring2")
+        calibrate(coordinator, [1.00, 1.00])
+        honest = victim.run(victim.lease(), 1.00)  # an honest negative result: no gain
+        assert honest["variant_status"] == "discarded"
+        for colluder in (ring1, ring2):  # the spot check, then the rest of the quorum: a gain of 0.1 that is not there
+            lease = colluder.lease()
+            assert (lease["kind"], lease["variant"]["hash"]) == ("verify", honest["variant_hash"])
+            outcome = colluder.run(lease, 0.90, control_bpb=1.00)
+        assert outcome["variant_status"] == "verified"
+        assert trust(coordinator, victim)[1] == 1  # "hid a gain", as far as anyone can tell yet
+        for name in ("h1", "h2"):  # the audit by accounts that took no part measures no gain
+            auditor = make_worker(name, name)
+            audit = auditor.lease()
+            assert (audit["kind"], audit["variant"]["hash"]) == ("calibrate", honest["variant_hash"])
+            auditor.run(audit, 1.00, control_bpb=1.00)
+        assert variant(coordinator, honest["variant_hash"])["reason"].startswith("promotion revoked")
+        assert trust(coordinator, victim) == (0, 0, False)  # the strike for hiding it is taken back, none added
+        assert trust(coordinator, ring1)[1] == trust(coordinator, ring2)[1] == 1
+
     def test_a_consistent_negative_result_earns_its_reporter_trust(self, coordinator: Coordinator, make_worker) -> None:
         alice, bob = make_worker("a1", "alice"), make_worker("b1", "bob")
         calibrate(coordinator, [1.00, 1.00])
