@@ -185,6 +185,8 @@ class Variant(Base):
     # Promoted from a spot check, its reporter took a strike for hiding it: taken back if the
     # promotion's audit refutes it (a gain that was never there was never hidden).
     hid_gain_charged: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # Calibration runs its audit asks for, when its audits split (None: the track's calibration_runs).
+    audit_runs: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # The head this variant replaced when promoted: its calibration runs are paired with it, as an
     # audit of the promotion by accounts that took no part in it.
     previous_head_id: Mapped[int | None] = mapped_column(ForeignKey("variants.id"), nullable=True)

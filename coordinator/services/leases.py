@@ -191,8 +191,9 @@ def _needs_calibration(session: Session, track: Track, worker: Worker) -> Varian
     head = track.head
     if head is None:
         return None
+    wanted = max(track.calibration_runs, head.audit_runs or 0)  # more while its audits split
     active, done = _pending(session, variant_id=head.id, kind=LeaseKind.calibrate)
-    if active + done >= track.calibration_runs:
+    if active + done >= wanted:
         return None
     # Two replicas must not both hand out the head's last calibration slot: the one that holds the
     # head's row counts again under the lock; the other gives its worker other work this time.
@@ -202,7 +203,7 @@ def _needs_calibration(session: Session, track: Track, worker: Worker) -> Varian
     if locked is None:
         return None
     active, done = _pending(session, variant_id=head.id, kind=LeaseKind.calibrate)
-    if active + done >= track.calibration_runs:
+    if active + done >= wanted:
         return None
     per_account = max(1, math.ceil(track.calibration_runs / 2))
     if _account_count(session, variant_id=head.id, kind=LeaseKind.calibrate, account_id=worker.account_id) >= per_account:
@@ -227,16 +228,18 @@ def head_audited(session: Session, track: Track) -> bool:
     # Read from the database, not the session: another request may have promoted this head since
     # the session first loaded it (on SQLite, reads before a write see each commit as it lands).
     # One statement: the head's predecessor, the accounts that could audit it, its audits done.
-    previous, auditors, calibrated = session.execute(
+    previous, audit_runs, auditors, calibrated = session.execute(
         select(
             select(Variant.previous_head_id).where(Variant.id == head.id).scalar_subquery(),
+            select(Variant.audit_runs).where(Variant.id == head.id).scalar_subquery(),
             _auditors(track, head.id).scalar_subquery(),
             _ok_runs(head.id, LeaseKind.calibrate).scalar_subquery(),
         )
     ).one()
     if previous is None:
         return True
-    return int(calibrated or 0) >= min(track.calibration_runs, int(auditors or 0))
+    wanted = max(track.calibration_runs, int(audit_runs or 0))
+    return int(calibrated or 0) >= min(wanted, int(auditors or 0))
 
 
 def _verifier_rank(candidate_hash: str, worker: Worker) -> bytes:

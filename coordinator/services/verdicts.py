@@ -310,15 +310,29 @@ def _refuted_without_the_worst(counted: Sequence[PairedRun], claimed_gain: float
     return claimed_gain - gain > _claim_allowance(rules, len(kept))
 
 
-def audit_refutes(verified_gain: float, audits: Sequence[PairedRun], *, noise_sigma: float, verifiers: int) -> bool:
-    """Whether the new head's calibration runs (each paired with the head it replaced, by accounts
-    that took no part in the promotion) refute it: every one of them, from two accounts or more,
-    measures a gain far below the verifiers' (OUTLIER_SIGMAS)."""
+class Audit(StrEnum):
+    upheld = "upheld"
+    refuted = "refuted"
+    undecided = "undecided"  # some audits refute, short of a majority: more decide
+
+
+AUDIT_EXTRA_RUNS = 3  # audits asked for beyond the track's calibration runs while they split
+
+
+def audit_outcome(verified_gain: float, audits: Sequence[PairedRun], *, noise_sigma: float, verifiers: int) -> Audit:
+    """What the new head's calibration runs (each paired with the head it replaced, by accounts
+    that took no part in the promotion) say of it. Each account's first run is a vote, and a vote
+    refutes when it measures a gain far (OUTLIER_SIGMAS) below the verifiers'. A strict majority
+    of two votes or more refutes the promotion. Some refuting votes short of a majority split it:
+    one colluding auditor confirming a fake must not keep it, nor one saboteur refuting a real gain
+    revoke it, so more audits decide (an honest audit refutes an honest promotion about once in
+    4,000). Otherwise it is upheld."""
     votes = one_vote_per_account(audits)
-    if len(votes) < 2:
-        return False
     limit = OUTLIER_SIGMAS * noise_sigma * math.sqrt(1.0 + 1.0 / max(1, verifiers))
-    return all(0.0 - run.diff < verified_gain - limit for run in votes)
+    refuting = sum(1 for run in votes if 0.0 - run.diff < verified_gain - limit)
+    if len(votes) >= 2 and 2 * refuting > len(votes):
+        return Audit.refuted
+    return Audit.undecided if refuting else Audit.upheld
 
 
 def hid_gain(claimed_gain: float | None, gain: float | None, *, noise_sigma: float, verifiers: int, tolerance: float) -> bool:

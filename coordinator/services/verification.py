@@ -120,8 +120,9 @@ def lock_for_decision(session: Session, variant: Variant) -> None:
 def record_calibration(session: Session, track: Track, head: Variant) -> None:
     """The head's shown scores: the mean of its calibration runs (from two accounts or more, none
     of which took part in its promotion), which replaces the verifiers' mean it was promoted with.
-    A promoted head's calibration runs are paired with the head it replaced: when every one of
-    them contradicts the verifiers (services/verdicts.audit_refutes), the promotion is revoked."""
+    A promoted head's calibration runs are paired with the head it replaced: when most of them
+    contradict the verifiers (services/verdicts.audit_outcome), the promotion is revoked, and while
+    they split, one more audit is asked for (head.audit_runs), up to AUDIT_EXTRA_RUNS more."""
     lock_for_decision(session, head)
     runs = [run for run in ok_runs(session, head, LeaseKind.calibrate) if run.val_bpb is not None]
     if not runs:
@@ -134,8 +135,14 @@ def record_calibration(session: Session, track: Track, head: Variant) -> None:
         audits = [p for _run, p in _paired_runs(runs)]
         verifiers = verify_runs_against(session, head.id, previous.id)
         sigma = track_sigma(track)
-        if verdicts.audit_refutes(head.verified_gain, audits, noise_sigma=sigma, verifiers=len(verifiers)):
+        outcome = verdicts.audit_outcome(head.verified_gain, audits, noise_sigma=sigma, verifiers=len(verifiers))
+        if outcome is verdicts.Audit.refuted:
             _revoke(session, track, head, previous, audits=audits, verifiers=verifiers, sigma=sigma)
+        elif outcome is verdicts.Audit.undecided:
+            votes = len(verdicts.one_vote_per_account(audits))
+            wanted = max(track.calibration_runs, head.audit_runs or 0)
+            if votes >= wanted and votes < track.calibration_runs + verdicts.AUDIT_EXTRA_RUNS:
+                head.audit_runs = votes + 1
     session.flush()
 
 

@@ -150,6 +150,33 @@ def test_a_promotion_its_calibration_refutes_is_revoked(coordinator: Coordinator
         assert trust(coordinator, worker)[1] == 1
 
 
+def test_one_colluding_auditor_does_not_keep_a_fake_promotion_a_third_audit_decides(
+    coordinator: Coordinator, make_worker
+) -> None:
+    liar, stamp1, stamp2 = make_worker("l1", "liar"), make_worker("s1", "stamp1"), make_worker("s2", "stamp2")
+    calibrate(coordinator, [1.00, 1.00])
+    baseline = coordinator.client.get(f"/v1/tracks/{TRACK}/head").json()["hash"]
+    fake = liar.run(liar.lease(), 0.95)
+    stamp1.run(stamp1.lease(), 0.95)
+    assert stamp2.run(stamp2.lease(), 0.95)["variant_status"] == "verified"
+    for name, gain in (("ring-auditor", 0.05), ("h1", 0.0)):  # an account of the ring confirms, an honest one does not
+        auditor = make_worker(name, name)
+        audit = auditor.lease()
+        assert (audit["kind"], audit["variant"]["hash"]) == ("calibrate", fake["variant_hash"])
+        auditor.run(audit, 1.00 - gain, control_bpb=1.00)
+    assert variant(coordinator, fake["variant_hash"])["status"] == "verified"  # split: not yet decided
+    with coordinator.session() as session:
+        assert session.scalars(select(Variant.audit_runs).where(Variant.hash == fake["variant_hash"])).one() == 3
+    # Nothing is promoted over a head whose audit is not done, and the third audit goes out.
+    third = make_worker("h2", "h2")
+    audit = third.lease()
+    assert (audit["kind"], audit["variant"]["hash"]) == ("calibrate", fake["variant_hash"])
+    third.run(audit, 1.00, control_bpb=1.00)
+    detail = variant(coordinator, fake["variant_hash"])
+    assert (detail["status"], detail["reason"].startswith("promotion revoked")) == ("rejected", True)
+    assert coordinator.client.get(f"/v1/tracks/{TRACK}/head").json()["hash"] == baseline
+
+
 def test_an_honest_promotion_survives_its_audit(coordinator: Coordinator, make_worker) -> None:
     alice, bob, carol = make_worker("a1", "alice"), make_worker("b1", "bob"), make_worker("c1", "carol")
     calibrate(coordinator, [1.00, 1.00])

@@ -13,9 +13,11 @@ from coordinator.services.verdicts import (
     LOG_PROMOTE,
     LOG_REJECT,
     REPORT_BIAS_ALARM,
+    Audit,
     Decision,
     PairedRun,
     Rules,
+    audit_outcome,
     hid_gain,
     is_candidate,
     judge,
@@ -371,3 +373,20 @@ def test_honest_records_do_not_reach_the_alarm_over_long_careers() -> None:
     caught = [career(5 * SIGMA, 0.0) for _ in range(200)]
     assert all(n is not None and n <= 8 for n in caught)
     assert sorted(caught)[100] <= 5  # type: ignore[operator]
+
+
+def test_an_audit_refutes_by_a_strict_majority_of_accounts_and_a_split_asks_for_more() -> None:
+    # The verifiers measured a gain of 0.05 over 2 runs; an audit vote refutes below 0.05 - 3.5σ·√1.5.
+    limit = 3.5 * SIGMA * math.sqrt(1.5)
+    far, near = -0.05 + limit + 0.001, -0.05 + limit - 0.001  # a run's diff: gain far below, and just within
+    def outcome(*diffs: float, accounts: tuple[int, ...] | None = None) -> Audit:
+        runs = [run(account, diff) for account, diff in zip(accounts or range(1, len(diffs) + 1), diffs, strict=True)]
+        return audit_outcome(0.05, runs, noise_sigma=SIGMA, verifiers=2)
+
+    assert outcome(far, far) is Audit.refuted
+    assert outcome(near, near) is Audit.upheld
+    assert outcome(far) is Audit.undecided  # one vote never decides a revocation
+    assert outcome(far, -0.05) is Audit.undecided  # one colluder confirming does not keep a fake...
+    assert outcome(far, -0.05, far) is Audit.refuted  # ...a third account decides
+    assert outcome(far, -0.05, -0.05) is Audit.undecided  # and one saboteur does not revoke a real gain
+    assert outcome(far, far, accounts=(1, 1)) is Audit.undecided  # two machines of one account are one vote
