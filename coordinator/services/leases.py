@@ -86,9 +86,10 @@ def new_seed() -> int:
 TRUSTED_STREAK = 10  # consecutive valid results after which a worker counts as trusted on its track
 REFERENCE_USES = 16  # explores a worker runs against one measurement of its parent before re-measuring it
 # Verify work is spread over the workers that ask for it: a worker gets one of the oldest
-# VERIFY_WINDOW candidates it may verify, picked by a hash of its id and theirs, so a ring cannot
-# send its members to its own candidates by asking often, and walking the queue by releasing
-# leases stops after MAX_VERIFY_HANDBACKS in a day.
+# VERIFY_WINDOW candidates it may verify, picked by a hash of its account's id and theirs, so a
+# ring cannot send its members to its own candidates by asking often or by registering fresh keys,
+# and walking the queue by releasing leases stops after MAX_VERIFY_HANDBACKS in a day per account
+# (an account whose machines hand back verify work often, when busy, then explores for the day).
 VERIFY_WINDOW = 8
 MAX_VERIFY_HANDBACKS = 3
 
@@ -243,14 +244,18 @@ def head_audited(session: Session, track: Track) -> bool:
 
 
 def _verifier_rank(candidate_hash: str, worker: Worker) -> bytes:
-    return hashlib.sha256(f"verifier:{candidate_hash}:{worker.id}".encode()).digest()
+    """Which open candidate a worker is sent to: by a hash of its account, not of the worker, so that
+    registering fresh keys (free within one's own account) does not re-draw it."""
+    return hashlib.sha256(f"verifier:{candidate_hash}:{worker.account_id}".encode()).digest()
 
 
 def _handed_back_verifies(session: Session, worker: Worker, *, now: datetime) -> int:
+    """Verify leases the worker's account handed back or let expire in the last day (per account, as
+    the draw is, so that fresh keys do not reset it)."""
     return int(
         session.scalar(
-            select(func.count()).select_from(Lease).where(
-                Lease.worker_id == worker.id,
+            select(func.count()).select_from(Lease).join(Worker, Worker.id == Lease.worker_id).where(
+                Worker.account_id == worker.account_id,
                 Lease.kind == LeaseKind.verify.value,
                 Lease.state.in_((RELEASED, EXPIRED)),
                 Lease.finished_at > now - timedelta(days=1),

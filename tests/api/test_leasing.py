@@ -402,3 +402,26 @@ def test_heartbeats_write_the_deadline_once_per_half_lifetime_and_always_keep_ha
         deadlines.append(deadline)
     assert len(set(deadlines)) == 6  # the first, then written at 40, 80, 120, 160 and 200 s: 5 writes for 20 heartbeats
     assert alice.run(lease, 1.0)["variant_status"] == "verified"
+
+
+def test_fresh_keys_of_one_account_neither_redraw_its_verify_work_nor_reset_its_hand_backs(
+    coordinator: Coordinator, make_worker
+) -> None:
+    """A ring walking the queue to its own candidate: the draw is by account, and so is the count of
+    verify leases handed back in a day (three), whatever keys the account registers."""
+    calibrate(coordinator, [1.00, 1.00])
+    author = make_worker("a1", "author")  # never sent to verify its own claims: it explores on
+    claims = {author.run(author.lease(), 0.90)["variant_hash"] for _ in range(5)}
+    assert len(claims) == 5
+    first = make_worker("r1", "ring").lease()
+    redraw = make_worker("r2", "ring")
+    handed_back = []
+    for i in range(3):
+        key = make_worker(f"rk{i}", "ring")
+        lease = key.lease()
+        assert lease["kind"] == "verify" and lease["variant"]["hash"] in claims
+        assert key.post(f"/v1/leases/{lease['id']}/release", {"reason": "busy"}).status_code == 204
+        handed_back.append(lease["variant"]["hash"])
+    assert first["variant"]["hash"] not in handed_back and len(set(handed_back)) == 3  # the account's next, in turn
+    assert redraw.lease()["kind"] == "explore"  # three hand-backs by the account: no verify work today
+    assert make_worker("x1", "other").lease()["kind"] == "verify"  # another account's are its own
