@@ -6,7 +6,8 @@ from (a volunteer's machines at home, the GPUs of one box), or from anywhere wit
 secret, which each of its machines is told when it registers and a maintainer can print. Without
 that, any key could register under any account's name: cast that volunteer's vote on a candidate
 (turning its own machines away from it) and act under every account whose name it knows, past the
-limit on new accounts per address. While one of its machines is quarantined, no new one joins.
+limit on new accounts per address. While one of its machines is quarantined, no new one joins,
+and a new one starts from the worst record among them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import Executable, select
+from sqlalchemy import Executable, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -148,6 +149,15 @@ def register_worker(
         hardware=payload.hardware.model_dump(mode="json"),
         registered_from=address,
     )
+    # A new machine starts from the worst record among its account's machines: else a worker near a
+    # quarantine (its strikes, or its record of reporting worse or its own results better) would
+    # go on as a fresh key, and a framer would frame from a new key every few checks.
+    worst = session.execute(
+        select(func.max(Worker.invalid_results), func.max(Worker.report_bias), func.max(Worker.result_bias)).where(
+            Worker.account_id == account.id
+        )
+    ).one()
+    worker.invalid_results, worker.report_bias, worker.result_bias = int(worst[0] or 0), worst[1] or 0.0, worst[2] or 0.0
     session.add(worker)
     session.flush()
     session.refresh(worker)

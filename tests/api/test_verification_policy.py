@@ -315,6 +315,26 @@ def test_a_worker_quarantined_for_its_results_does_not_come_back_as_a_new_key_of
     assert again.register().worker_id != bob.worker_id
 
 
+def test_a_new_key_starts_from_the_worst_record_among_its_accounts_machines(
+    coordinator: Coordinator, make_worker
+) -> None:
+    """A framer near its record's bound must not frame on from a fresh key of its account."""
+    near, clean = make_worker("f1", "framers"), make_worker("f2", "framers")
+    with coordinator.session() as session:
+        row = session.get(WorkerRow, near.worker_id)
+        row.invalid_results, row.report_bias, row.result_bias = 2, 6.0, 4.0
+        session.commit()
+    fresh = make_worker("f3", "framers")
+    other = make_worker("o1", "other")
+    with coordinator.session() as session:
+        def record(worker: Worker) -> tuple[int, float, float]:
+            row = session.get(WorkerRow, worker.worker_id)
+            return row.invalid_results, row.report_bias, row.result_bias
+
+        assert record(fresh) == (2, 6.0, 4.0)
+        assert record(clean) == record(other) == (0, 0.0, 0.0)
+
+
 def test_new_accounts_from_one_address_are_limited(coordinator: Coordinator, make_worker) -> None:
     coordinator.client.app.state.arn.settings.new_accounts_per_hour_per_ip = 2  # type: ignore[attr-defined]
     make_worker("a1", "alice")
