@@ -49,7 +49,8 @@ def account_secret(key: SigningKey, account: str) -> str:
 def _may_join(session: Session, account: Account, *, secret: str | None, address: str, key: SigningKey) -> bool:
     """Whether a new key may join `account`: it has no machine yet, or the key shows the account's
     secret, or registers from an address one of the account's machines (not quarantined) registered from."""
-    if secret is not None and hmac.compare_digest(secret, account_secret(key, account.name)):
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters, and a client chooses them.
+    if secret is not None and hmac.compare_digest(secret.encode("utf-8"), account_secret(key, account.name).encode()):
         return True
     machines = session.execute(
         select(Worker.registered_from, Worker.quarantined).where(Worker.account_id == account.id)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -135,8 +136,10 @@ def test_a_machine_joins_an_account_from_its_address_or_with_its_secret_and_nobo
     refused = elsewhere.post("/v1/workers", json=_registration(coordinator, SigningKey.generate()))
     assert (refused.status_code, refused.json()["code"]) == (403, "forbidden")
     assert "--account-secret" in refused.json()["message"]
-    wrong = elsewhere.post("/v1/workers", json={**_registration(coordinator, SigningKey.generate()), "account_secret": "x" * 24})
-    assert wrong.status_code == 403
+    for guess in ("x" * 24, "é" * 24, "\x00", "\ud800"):  # a wrong secret, whatever its characters, is refused, never a 500
+        body = json.dumps({**_registration(coordinator, SigningKey.generate()), "account_secret": guess})  # \u escapes
+        wrong = elsewhere.post("/v1/workers", content=body, headers={"Content-Type": "application/json"})
+        assert (wrong.status_code, wrong.json()["code"]) in ((403, "forbidden"), (422, "bad_request")), guess
     joined = elsewhere.post("/v1/workers", json={**_registration(coordinator, SigningKey.generate()), "account_secret": secret})
     assert (joined.status_code, joined.json()["account"]) == (201, "alice")
     # A new account from anywhere needs nothing, and has a secret of its own.
