@@ -183,6 +183,12 @@ def _auditors(track: Track, head_id: int) -> Select[Any]:
     )
 
 
+def calibration_runs_wanted(track: Track, audit_runs: int | None) -> int:
+    """The calibration runs a head takes: the track's, or more while its audits split (its
+    `audit_runs`, set by services/verification.record_calibration)."""
+    return max(track.calibration_runs, audit_runs or 0)
+
+
 def _needs_calibration(session: Session, track: Track, worker: Worker) -> Variant | None:
     """The head, while it has fewer calibration runs than the track asks for. Each account gives at
     most half of them, so no one account sets a head's shown value alone. The accounts that
@@ -192,7 +198,7 @@ def _needs_calibration(session: Session, track: Track, worker: Worker) -> Varian
     head = track.head
     if head is None:
         return None
-    wanted = max(track.calibration_runs, head.audit_runs or 0)  # more while its audits split
+    wanted = calibration_runs_wanted(track, head.audit_runs)
     active, done = _pending(session, variant_id=head.id, kind=LeaseKind.calibrate)
     if active + done >= wanted:
         return None
@@ -239,8 +245,7 @@ def head_audited(session: Session, track: Track) -> bool:
     ).one()
     if previous is None:
         return True
-    wanted = max(track.calibration_runs, int(audit_runs or 0))
-    return int(calibrated or 0) >= min(wanted, int(auditors or 0))
+    return int(calibrated or 0) >= min(calibration_runs_wanted(track, audit_runs), int(auditors or 0))
 
 
 def _verifier_rank(candidate_hash: str, worker: Worker) -> bytes:

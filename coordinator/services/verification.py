@@ -51,6 +51,7 @@ from coordinator.services import verdicts
 from coordinator.services.leases import (
     ACTIVE,
     TRUSTED_STREAK,
+    calibration_runs_wanted,
     claims_on_measurement,
     explore_reference,
     head_audited,
@@ -140,8 +141,7 @@ def record_calibration(session: Session, track: Track, head: Variant) -> None:
             _revoke(session, track, head, previous, audits=audits, verifiers=verifiers, sigma=sigma)
         elif outcome is verdicts.Audit.undecided:
             votes = len(verdicts.one_vote_per_account(audits))
-            wanted = max(track.calibration_runs, head.audit_runs or 0)
-            if votes >= wanted and votes < track.calibration_runs + verdicts.AUDIT_EXTRA_RUNS:
+            if calibration_runs_wanted(track, head.audit_runs) <= votes < track.calibration_runs + verdicts.AUDIT_EXTRA_RUNS:
                 head.audit_runs = votes + 1
     session.flush()
 
