@@ -17,9 +17,10 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import Executable, func, select
+from sqlalchemy import Executable, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -46,16 +47,16 @@ def account_secret(key: SigningKey, account: str) -> str:
     return base64.urlsafe_b64encode(digest[:18]).decode("ascii")
 
 
-def _may_join(session: Session, account: Account, *, secret: str | None, address: str, key: SigningKey) -> bool:
-    """Whether a new key may join `account`: it has no machine yet, or the key shows the account's
-    secret, or registers from an address one of the account's machines (not quarantined) registered from."""
+def _may_join(
+    places: Sequence[tuple[str | None, bool]], account: Account, *, secret: str | None, address: str, key: SigningKey
+) -> bool:
+    """Whether a new key may join `account`, whose machines' (address registered from, quarantined)
+    are `places`: it has none yet, or the key shows the account's secret, or registers from an
+    address one of them (not quarantined) registered from."""
     # Compared as bytes: compare_digest refuses str with non-ASCII characters, and a client chooses them.
     if secret is not None and hmac.compare_digest(secret.encode("utf-8"), account_secret(key, account.name).encode()):
         return True
-    machines = session.execute(
-        select(Worker.registered_from, Worker.quarantined).where(Worker.account_id == account.id)
-    ).all()
-    return not machines or any(place == address and not quarantined for place, quarantined in machines)
+    return not places or any(place == address and not quarantined for place, quarantined in places)
 
 
 def get_or_create_account(session: Session, name: str) -> Account:
@@ -123,9 +124,13 @@ def register_worker(
         raise DomainError(
             ErrorCode.worker_quarantined, f"account {account.name} is quarantined: {account.quarantine_reason}"
         )
-    held = session.scalars(
-        select(Worker.quarantine_reason).where(Worker.account_id == account.id, Worker.quarantined.is_(True)).limit(1)
-    ).first()
+    machines = session.execute(
+        select(
+            Worker.registered_from, Worker.quarantined, Worker.quarantine_reason,
+            Worker.invalid_results, Worker.report_bias, Worker.result_bias,
+        ).where(Worker.account_id == account.id)
+    ).all()  # fmt: skip
+    held = next((m.quarantine_reason for m in machines if m.quarantined), None)
     if held is not None:
         # Else a worker quarantined for its results would come back at once as a fresh key of its account.
         raise DomainError(
@@ -133,7 +138,8 @@ def register_worker(
             f"a machine of account {account.name} is quarantined ({held}); no new machine joins the account"
             " until a maintainer releases it",
         )
-    if not _may_join(session, account, secret=request.account_secret, address=address, key=key):
+    places = [(m.registered_from, m.quarantined) for m in machines]
+    if not _may_join(places, account, secret=request.account_secret, address=address, key=key):
         raise DomainError(
             ErrorCode.forbidden,
             f"account {account.name} has machines elsewhere; a machine joins it from another address with"
@@ -149,16 +155,13 @@ def register_worker(
         hardware_class=payload.hardware.hardware_class,
         hardware=payload.hardware.model_dump(mode="json"),
         registered_from=address,
+        # It starts from the worst record among its account's machines: else a worker near a
+        # quarantine (its strikes, or its record of reporting worse or its own results better) would
+        # go on as a fresh key, and a framer would frame from a new key every few checks.
+        invalid_results=max((m.invalid_results for m in machines), default=0),
+        report_bias=max((m.report_bias for m in machines), default=0.0),
+        result_bias=max((m.result_bias for m in machines), default=0.0),
     )
-    # A new machine starts from the worst record among its account's machines: else a worker near a
-    # quarantine (its strikes, or its record of reporting worse or its own results better) would
-    # go on as a fresh key, and a framer would frame from a new key every few checks.
-    worst = session.execute(
-        select(func.max(Worker.invalid_results), func.max(Worker.report_bias), func.max(Worker.result_bias)).where(
-            Worker.account_id == account.id
-        )
-    ).one()
-    worker.invalid_results, worker.report_bias, worker.result_bias = int(worst[0] or 0), worst[1] or 0.0, worst[2] or 0.0
     session.add(worker)
     session.flush()
     session.refresh(worker)
