@@ -21,13 +21,16 @@ WorkerId = Annotated[str | None, typer.Argument(help="A worker id, or a unique p
 AccountName = Annotated[str | None, typer.Option("--account", help="Act on every worker of this account instead.")]
 
 
-def session_factory() -> sessionmaker[Session]:
+def _settings() -> Settings:
     try:
-        settings = Settings()
+        return Settings()
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    return invalidating_session_factory(settings)
+
+
+def session_factory(settings: Settings | None = None) -> sessionmaker[Session]:
+    return invalidating_session_factory(settings or _settings())
 
 
 @worker_app.command("list")
@@ -108,12 +111,8 @@ def worker_secret(account: Annotated[str, typer.Argument(help="The account's nam
     from coordinator.keys import load_signing_key
     from coordinator.services.workers import account_exists, account_secret
 
-    try:
-        settings = Settings()
-    except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    with invalidating_session_factory(settings)() as session:
+    settings = _settings()
+    with session_factory(settings)() as session:
         if not account_exists(session, account):
             console.print(f"[red]error:[/red] no account {account!r}")
             raise typer.Exit(1)
